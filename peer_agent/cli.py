@@ -1,0 +1,345 @@
+"""`peerbeam`: the command line. Sentences for people, or `--json` for one event per line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import click
+
+from crypto.errors import LinkError
+from crypto.link import parse_link
+from signaling.config import ServerConfig
+from signaling.schema import export_json_schema
+
+from . import control
+from .config import NodeConfig, default_home, default_name
+from .errors import PeerbeamError, UnknownDevice
+from .node import Node
+from .pairings import PairingBook
+from .report import Reporter, make_reporter
+
+logger = logging.getLogger(__name__)
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run on uvloop where available (≈1.7× the data-channel throughput, DESIGN); SIGTERM and
+    Ctrl-C close everything in order instead of dying mid-write."""
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+
+    async def guarded() -> int:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await main()
+        except asyncio.CancelledError:
+            return 0
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(guarded())
+
+
+def _fail(reporter: Reporter, exc: PeerbeamError) -> int:
+    reporter.emit("error", code=str(exc.code), message=exc.message)
+    return 1
+
+
+def _lan_address() -> str:
+    """The address of the interface that holds the default route (no packet is sent: a UDP
+    connect only asks the kernel which source address it would use)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.255", 9))
+            address: str = s.getsockname()[0]
+            return address
+        except OSError:
+            return "127.0.0.1"
+
+
+class Ctx:
+    def __init__(self, home: Path, json_mode: bool, verbose: bool) -> None:
+        self.home = home
+        self.json = json_mode
+        self.reporter = make_reporter(json_mode)
+        logging.basicConfig(
+            level=logging.DEBUG if verbose else logging.WARNING,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group()
+@click.option("--home", type=click.Path(path_type=Path), default=None,
+              help="Config dir for keys and pairings (default: $PEERBEAM_HOME or the user config dir).")
+@click.option("--json", "json_mode", is_flag=True, help="One JSON event per line, for scripts.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logs on stderr.")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, json_mode: bool, verbose: bool) -> None:
+    """peerbeam: move what is on one screen to another, directly and end-to-end encrypted."""
+    ctx.obj = Ctx(home or default_home(), json_mode, verbose)
+
+
+def _json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`--json` is accepted after the subcommand too (`peerbeam devices --json`)."""
+
+    def set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value and ctx.obj is not None and not ctx.obj.json:
+            ctx.obj.json = True
+            ctx.obj.reporter = make_reporter(True)
+
+    return click.option("--json", "json_late", is_flag=True, expose_value=False, callback=set_json,
+                        is_eager=True, help="One JSON event per line.")(f)
+
+
+@cli.command("signal")
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=8443, show_default=True, type=int)
+@click.option("--token-ttl", default=120.0, show_default=True, help="Seconds a pairing QR stays valid.")
+@click.option("--turn-secret", envvar="PEERBEAM_TURN_SECRET", default=None,
+              help="coturn static-auth-secret; enables TURN credentials (env PEERBEAM_TURN_SECRET).")
+@click.option("--turn-url", "turn_urls", multiple=True, help="turn:/turns: URL handed to paired devices.")
+@click.option("--stun-url", "stun_urls", multiple=True, help="stun: URL handed to paired devices.")
+@_json_option
+@pass_ctx
+def signal_cmd(ctx: Ctx, host: str, port: int, token_ttl: float, turn_secret: str | None,
+               turn_urls: tuple[str, ...], stun_urls: tuple[str, ...]) -> None:
+    """Run the signaling server."""
+    from signaling.server import start_server
+
+    config = ServerConfig(host=host, port=port, token_ttl=token_ttl, turn_secret=turn_secret,
+                          turn_urls=turn_urls, stun_urls=stun_urls)
+
+    async def main() -> int:
+        server = await start_server(config)
+        ctx.reporter.emit("server", url=server.url, port=server.port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.close()
+        return 0
+
+    sys.exit(_run(main))
+
+
+def _node_config(ctx: Ctx, **changes: Any) -> NodeConfig:
+    return NodeConfig(home=ctx.home, **{k: v for k, v in changes.items() if v is not None})
+
+
+@cli.command()
+@click.option("--server", default=None, help="Signaling server origin, e.g. http://HOST:8443. "
+              "Without it the agent runs the server itself (embedded default).")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Embedded server: listen address.")
+@click.option("--port", default=8443, show_default=True, type=int, help="Embedded server: port.")
+@click.option("--advertise", default=None, help="Embedded server: address put in the QR (default: the LAN address).")
+@click.option("--name", default=None, help="This device's name as others see it.")
+@click.option("--auto-accept", is_flag=True, help="Accept pairings without asking (scripts, tests).")
+@click.option("--qr-png", type=click.Path(path_type=Path), default=None, help="Also write the QR as PNG here.")
+@click.option("--qr-svg", type=click.Path(path_type=Path), default=None, help="Also write the QR as SVG here.")
+@click.option("--connect-timeout", type=float, default=None, help="Seconds to open a connection before giving up.")
+@_json_option
+@pass_ctx
+def agent(ctx: Ctx, server: str | None, host: str, port: int, advertise: str | None, name: str | None,
+          auto_accept: bool, qr_png: Path | None, qr_svg: Path | None, connect_timeout: float | None) -> None:
+    """The PC agent: shows a pairing QR and keeps paired devices connected."""
+    home = ctx.home
+    config = _node_config(
+        ctx, server=server, name=name or default_name(), auto_accept=auto_accept,
+        qr_png=qr_png or home / "pairing-qr.png", qr_svg=qr_svg or home / "pairing-qr.svg",
+        connect_timeout=connect_timeout,
+    )
+
+    async def main() -> int:
+        from signaling.server import start_server
+
+        embedded = None
+        origin = server
+        if origin is None:
+            embedded = await start_server(ServerConfig(host=host, port=port))
+            origin = f"http://{advertise or _lan_address()}:{embedded.port}"
+            ctx.reporter.emit("server", url=origin, port=embedded.port, embedded=True)
+        node = Node(NodeConfig(**{**config.__dict__, "server": origin}), ctx.reporter)
+        try:
+            await node.start()
+            for record in node.book.load():
+                node.maintain(record)
+            await node.host_pairing(origin)
+            return 0
+        except PeerbeamError as exc:
+            return _fail(ctx.reporter, exc)
+        finally:
+            await node.close()
+            if embedded is not None:
+                await embedded.close()
+
+    sys.exit(_run(main))
+
+
+@cli.command()
+@click.argument("link")
+@click.option("--name", default=None, help="This device's name as the agent sees it.")
+@click.option("--connect-timeout", type=float, default=None)
+@_json_option
+@pass_ctx
+def join(ctx: Ctx, link: str, name: str | None, connect_timeout: float | None) -> None:
+    """Pair with an agent from its QR link (what a phone camera opens), then stay connected."""
+    try:
+        parsed = parse_link(link)
+    except LinkError as exc:
+        ctx.reporter.emit("error", code=exc.code, message=exc.message)
+        sys.exit(2)
+    config = _node_config(ctx, name=name, device="cli", connect_timeout=connect_timeout)
+
+    async def main() -> int:
+        node = Node(config, ctx.reporter)
+        try:
+            await node.start()
+            await node.join(parsed)
+            await asyncio.Event().wait()
+            return 0
+        except PeerbeamError as exc:
+            return _fail(ctx.reporter, exc)
+        finally:
+            await node.close()
+
+    sys.exit(_run(main))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Give up if the device is not reached within this many seconds.")
+@click.option("--connect-timeout", type=float, default=None)
+@_json_option
+@pass_ctx
+def connect(ctx: Ctx, name: str, timeout: float, connect_timeout: float | None) -> None:
+    """Reconnect to a paired device (no QR), then stay connected and reconnect after drops."""
+    config = _node_config(ctx, device="cli", connect_timeout=connect_timeout)
+
+    async def main() -> int:
+        node = Node(config, ctx.reporter)
+        try:
+            record = node.book.find(name)
+            if record is None:
+                raise UnknownDevice(f"No paired device is called {name!r}. `peerbeam devices` lists them.")
+            await node.start()
+            await node.maintain(record, give_up_after=timeout)
+            return 0
+        except UnknownDevice as exc:
+            return _fail(ctx.reporter, exc)
+        except PeerbeamError:
+            return 1  # maintain() already told the user why it gave up
+        finally:
+            await node.close()
+
+    sys.exit(_run(main))
+
+
+@cli.command()
+@click.option("--text", "text", required=True, help="The text to send.")
+@click.option("--to", "to", default=None, help="The paired device's name (needed when several are connected).")
+@_json_option
+@pass_ctx
+def send(ctx: Ctx, text: str, to: str | None) -> None:
+    """Send text to a connected device, through the running agent or peer."""
+
+    async def main() -> int:
+        try:
+            reply = await control.request(ctx.home / "control.sock", {"cmd": "send_text", "text": text, "to": to})
+        except PeerbeamError as exc:
+            return _fail(ctx.reporter, exc)
+        if not reply.get("ok"):
+            ctx.reporter.emit("error", code=reply.get("code", "internal"), message=reply.get("message", ""))
+            return 1
+        ctx.reporter.emit("sent", name=reply["name"], id=reply["id"])
+        return 0
+
+    sys.exit(_run(main))
+
+
+@cli.command()
+@_json_option
+@pass_ctx
+def devices(ctx: Ctx) -> None:
+    """List paired devices with when they were last seen."""
+
+    async def main() -> int:
+        connected: set[str] = set()
+        with contextlib.suppress(PeerbeamError, OSError):
+            reply = await control.request(ctx.home / "control.sock", {"cmd": "status"}, timeout=5)
+            connected = {c["name"] for c in reply.get("connected", [])}
+        records = PairingBook(ctx.home / "pairings.json").load()
+        for record in sorted(records, key=lambda r: r.peer_name):
+            ctx.reporter.emit("device", name=record.peer_name, last_seen=record.last_seen,
+                              paired_at=record.paired_at, connected=record.peer_name in connected,
+                              server=record.server)
+        if not records and not ctx.json:
+            click.echo("No paired devices. Run `peerbeam agent` and scan its QR code.")
+        return 0
+
+    sys.exit(_run(main))
+
+
+@cli.command()
+@click.argument("name")
+@_json_option
+@pass_ctx
+def unpair(ctx: Ctx, name: str) -> None:
+    """Remove a pairing on this device and, when it is connected, on the other one too."""
+
+    async def main() -> int:
+        try:
+            reply = await control.request(ctx.home / "control.sock", {"cmd": "unpair", "name": name})
+        except control.NoDaemon:
+            book = PairingBook(ctx.home / "pairings.json")
+            record = book.find(name)
+            if record is None:
+                return _fail(ctx.reporter, UnknownDevice(f"No paired device is called {name!r}."))
+            book.remove(record.peer_key)
+            ctx.reporter.emit("unpaired", name=name, told_peer=False,
+                              message=f"{name} was not connected: it keeps its pairing until it next "
+                                      "tries to reach this device, which will not answer.")
+            return 0
+        if not reply.get("ok"):
+            ctx.reporter.emit("error", code=reply.get("code", "internal"), message=reply.get("message", ""))
+            return 1
+        told = reply.get("told_peer", False)
+        ctx.reporter.emit("unpaired", name=name, told_peer=told,
+                          message=f"{name} removed it too." if told else
+                          f"{name} was not connected: it keeps its pairing until it next tries to reach "
+                          "this device, which will not answer.")
+        return 0
+
+    sys.exit(_run(main))
+
+
+@cli.command()
+def schema() -> None:
+    """Print the wire schema as JSON Schema (the browser side is checked against it)."""
+    click.echo(json.dumps(export_json_schema(), indent=2, sort_keys=True))
+
+
+def main() -> None:
+    cli(prog_name="peerbeam")
+
+
+if __name__ == "__main__":
+    main()

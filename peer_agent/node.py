@@ -1,0 +1,419 @@
+"""A running peerbeam node: the PC agent, or the headless peer after `join` / `connect`.
+
+One class serves both, because both do the same three things once paired:
+
+* ``host_pairing`` (the agent): a pairing room on the server, a QR refreshed before its token
+  expires, and for every device that joins the NK handshake, the user's confirmation, a
+  pairing record and a session;
+* ``maintain`` (either side): for each pairing record, meet the other device through the
+  server's rendezvous id of the day, run the KK handshake, keep the session, and start over
+  with backoff when it drops — so a killed agent is found again when it returns;
+* the control socket, through which `peerbeam send`, `unpair` and `devices` act on the live
+  sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import msgspec
+
+from crypto.kdf import day_of, pair_secret, rendezvous_id
+from crypto.keys import b64u_encode, public_bytes
+from crypto.link import PairingLink, new_secret
+from crypto.records import PairingRecord
+from signaling.schema import (
+    ErrorCode,
+    Hello,
+    JoinRefused,
+    PairCreate,
+    PairCreated,
+    PairJoin,
+    PairJoined,
+    PairRefresh,
+    PeerJoined,
+    Rendezvous,
+    RendezvousMatched,
+)
+
+from . import qr
+from .config import NodeConfig
+from .control import ControlServer
+from .errors import PeerbeamError, ServerRefused, ServerUnreachable, UnknownDevice
+from .handshake import HandshakeCompleted, SecureSession, hello_for
+from .pairings import PairingBook, load_identity
+from .report import JsonReporter, Reporter
+from .session import DeviceRemoved, Dialogue, PeerSession, establish
+from .signal_client import SignalClient
+
+logger = logging.getLogger(__name__)
+
+
+class Node:
+    def __init__(self, config: NodeConfig, reporter: Reporter) -> None:
+        self.config = config
+        self.reporter = reporter
+        self.book = PairingBook(config.records_path)
+        self.identity = load_identity(config.identity_path)
+        self.sessions: dict[bytes, PeerSession] = {}
+        self._maintained: dict[bytes, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._control = ControlServer(config.control_path, self._on_control)
+        self._confirm_lock = asyncio.Lock()
+        self._closed = False
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        await self._control.start()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self._tasks) + list(self._maintained.values()):
+            task.cancel()
+        for session in list(self.sessions.values()):
+            await session.close()
+        await asyncio.gather(*self._tasks, *self._maintained.values(), return_exceptions=True)
+        await self._control.close()
+
+    @property
+    def hello(self) -> Hello:
+        return hello_for(self.config.name, self.identity, self.config.device)
+
+    # -- first pairing: the agent's side --------------------------------------------------------
+
+    async def host_pairing(self, origin: str) -> None:
+        """Keep a fresh pairing QR up; pair every device that scans it (after confirmation)."""
+        backoff = self.config.retry_min
+        while True:
+            try:
+                await self._one_pairing_room(origin)
+                backoff = self.config.retry_min
+            except (ServerUnreachable, ServerRefused) as exc:
+                self.reporter.emit("error", code=str(exc.code), message=exc.message)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.retry_max)
+
+    async def _one_pairing_room(self, origin: str) -> None:
+        signal = await SignalClient.connect(origin)
+        handed_over = False
+        try:
+            await signal.send(PairCreate(name=self.config.name))
+            created = await signal.expect(PairCreated, timeout=10)
+            secret = new_secret()
+            self._show_qr(origin, created, secret)
+            joined = await self._wait_for_join(signal, origin, created, secret)
+            self.reporter.emit("joined", name=joined.name)
+            dialogue = Dialogue(
+                signal,
+                SecureSession.for_pairing(
+                    role="responder", hello=self.hello, identity=self.identity, qr_secret=secret, agent_key=None
+                ),
+            )
+            handed_over = True
+            try:
+                done, link = await establish(
+                    dialogue,
+                    role="responder",
+                    pairing=True,
+                    ice_servers=created.ice_servers,
+                    config=self.config,
+                    confirm=self._confirm,
+                    on_handshake=lambda d: self.reporter.emit("verify", name=d.peer.name, code=d.code),
+                )
+            except PeerbeamError as exc:
+                await dialogue.close()
+                self.reporter.emit("error", code=str(exc.code), message=exc.message, name=joined.name)
+                return
+            record = self._new_record(done, role="responder", server=origin)
+            session = self._session(record, dialogue, link)
+            self.reporter.emit("paired", name=record.peer_name, code=done.code)
+            self.spawn(self._run_then_maintain(session, record))
+        finally:
+            if not handed_over:
+                await signal.close()
+
+    async def _wait_for_join(
+        self, signal: SignalClient, origin: str, created: PairCreated, secret: bytes
+    ) -> PeerJoined:
+        while True:
+            refresh_in = created.expires_at - time.time() - self.config.qr_refresh_margin
+            try:
+                async with asyncio.timeout(max(refresh_in, 1.0)):
+                    msg = await signal.expect(PeerJoined, JoinRefused, timeout=None)
+            except TimeoutError:
+                # The token is about to expire: a fresh one for the same room, a fresh QR.
+                await signal.send(PairRefresh())
+                created = await signal.expect(PairCreated, timeout=10)
+                self._show_qr(origin, created, secret)
+                continue
+            if isinstance(msg, JoinRefused):
+                self.reporter.emit("join_refused", code=str(msg.code), message=msg.message)
+                continue
+            assert isinstance(msg, PeerJoined)
+            return msg
+
+    def _show_qr(self, origin: str, created: PairCreated, secret: bytes) -> None:
+        url = PairingLink(origin=origin, token=created.token, secret=secret,
+                          agent_key=public_bytes(self.identity)).to_url()
+        if self.config.qr_png:
+            qr.write_png(url, self.config.qr_png)
+        if self.config.qr_svg:
+            qr.write_svg(url, self.config.qr_svg)
+        self.reporter.emit("qr", url=url, expires_at=created.expires_at,
+                           png=str(self.config.qr_png or ""), svg=str(self.config.qr_svg or ""))
+        if not isinstance(self.reporter, JsonReporter):
+            self.reporter.emit("qr_text", text=qr.terminal_text(url))
+
+    async def _confirm(self, peer: Hello, code: str) -> bool:
+        if self.config.auto_accept:
+            return True
+        async with self._confirm_lock:
+            self.reporter.emit("confirm", name=peer.name, code=code,
+                               message=f"Pair with {peer.name}? Check the code {code} on both screens, "
+                                       "then answer y or n.")
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(None, sys.stdin.readline)
+            return answer.strip().lower() in ("y", "yes")
+
+    # -- first pairing: the joining side --------------------------------------------------------
+
+    async def join(self, link: PairingLink) -> PairingRecord:
+        """Claim the QR's token, pair, connect; returns the new record (session keeps running)."""
+        signal = await SignalClient.connect(link.origin)
+        try:
+            await signal.send(PairJoin(token=link.token, name=self.config.name))
+            bound = await signal.expect(PairJoined, timeout=10)
+        except BaseException:
+            await signal.close()
+            raise
+        assert isinstance(bound, PairJoined)
+        self.reporter.emit("joined", name=bound.peer_name)
+        dialogue = Dialogue(
+            signal,
+            SecureSession.for_pairing(
+                role="initiator", hello=self.hello, identity=self.identity, qr_secret=link.secret,
+                agent_key=link.agent_key,
+            ),
+        )
+        try:
+            done, rtc = await establish(
+                dialogue,
+                role="initiator",
+                pairing=True,
+                ice_servers=bound.ice_servers,
+                config=self.config,
+                on_handshake=lambda d: self.reporter.emit("verify", name=d.peer.name, code=d.code),
+            )
+        except BaseException:
+            await dialogue.close()
+            raise
+        record = self._new_record(done, role="initiator", server=link.origin)
+        session = self._session(record, dialogue, rtc)
+        self.reporter.emit("paired", name=record.peer_name, code=done.code)
+        self.spawn(self._run_then_maintain(session, record))
+        return record
+
+    def _new_record(self, done: HandshakeCompleted, *, role: str, server: str) -> PairingRecord:
+        now = time.time()
+        record = PairingRecord(
+            peer_name=done.peer.name,
+            peer_key=done.peer.identity_key,
+            pair_secret=pair_secret(done.chaining_key),
+            role=role,  # type: ignore[arg-type]
+            server=server,
+            paired_at=now,
+            last_seen=now,
+        )
+        self.book.put(record)
+        return record
+
+    # -- sessions and reconnects ----------------------------------------------------------------
+
+    def _session(self, record: PairingRecord, dialogue: Dialogue, link: Any) -> PeerSession:
+        session = PeerSession(
+            name=record.peer_name,
+            peer_key=record.peer_key,
+            dialogue=dialogue,
+            link=link,
+            reporter=self.reporter,
+            config=self.config,
+            on_unpaired=self._forget,
+        )
+        self.sessions[record.peer_key] = session
+        return session
+
+    def _forget(self, peer_key: bytes) -> None:
+        self.book.remove(peer_key)
+        task = self._maintained.pop(peer_key, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _run_session(self, session: PeerSession) -> str:
+        with contextlib.suppress(PeerbeamError):
+            await session.measure_rtt()
+        self.reporter.emit("connected", name=session.name, path=session.path_fields())
+        self.reporter.emit("path", name=session.name, **session.path_fields())
+        self.book.touch(session.peer_key, time.time())
+        try:
+            reason = await session.run()
+        finally:
+            if self.sessions.get(session.peer_key) is session:
+                del self.sessions[session.peer_key]
+        if reason not in ("unpaired", "closed"):
+            self.reporter.emit("disconnected", name=session.name, message=reason)
+        return reason
+
+    async def _run_then_maintain(self, session: PeerSession, record: PairingRecord) -> None:
+        reason = await self._run_session(session)
+        if reason != "unpaired" and not self._closed:
+            self.maintain(record)
+
+    def maintain(self, record: PairingRecord, give_up_after: float | None = None) -> asyncio.Task[None]:
+        """Keep a session with this paired device up, reconnecting with backoff."""
+        existing = self._maintained.get(record.peer_key)
+        if existing is not None and not existing.done():
+            return existing
+        task = asyncio.create_task(self._maintain(record, give_up_after))
+        self._maintained[record.peer_key] = task
+        return task
+
+    async def _maintain(self, record: PairingRecord, give_up_after: float | None) -> None:
+        backoff = self.config.retry_min
+        deadline = None if give_up_after is None else time.monotonic() + give_up_after
+        while self.book.find_key(record.peer_key) is not None:
+            try:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise PeerbeamError(
+                        f"{record.peer_name} did not answer within {give_up_after:g} s: it is offline, "
+                        "or no longer paired with this device.",
+                        code=ErrorCode.CONNECT_TIMEOUT,
+                    )
+                session = await self._rendezvous(record, remaining)
+            except DeviceRemoved as exc:
+                self._forget(record.peer_key)
+                self.reporter.emit("unpaired", name=record.peer_name, by="peer", message=exc.message)
+                raise
+            except PeerbeamError as exc:
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.reporter.emit("error", code=str(exc.code), message=exc.message, name=record.peer_name)
+                    raise
+                logger.info("reconnect to %s failed: %s", record.peer_name, exc.code)
+                if exc.code == ErrorCode.INTERCEPTION:
+                    self.reporter.emit("error", code=str(exc.code), message=exc.message, name=record.peer_name)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.retry_max)
+                continue
+            backoff = self.config.retry_min
+            deadline = None  # once connected, a later drop retries for as long as we run
+            await self._run_session(session)
+            if session.peer_key not in {r.peer_key for r in self.book.load()}:
+                return
+
+    async def _rendezvous(self, record: PairingRecord, timeout: float | None) -> PeerSession:
+        origin = record.server or self.config.server
+        if not origin:
+            raise ServerUnreachable("No signaling server is known for this pairing.")
+        signal = await SignalClient.connect(origin)
+        handed_over = False
+        try:
+            day = day_of(time.time())
+            rid = b64u_encode(rendezvous_id(record.pair_secret, day))
+            await signal.send(Rendezvous(rid=rid))
+            self.reporter.emit("waiting", name=record.peer_name)
+            # The rendezvous id changes at midnight UTC: wait at most until then, then present
+            # the new one (both sides do the same).
+            until_tomorrow = (day + 1) * 86400 - time.time() + 1
+            wait = until_tomorrow if timeout is None else min(timeout, until_tomorrow)
+            try:
+                matched = await signal.expect(RendezvousMatched, timeout=wait)
+            except TimeoutError:
+                raise PeerbeamError(f"{record.peer_name} did not show up.", code=ErrorCode.CONNECT_TIMEOUT) from None
+            assert isinstance(matched, RendezvousMatched)
+            dialogue = Dialogue(
+                signal,
+                SecureSession.for_reconnect(
+                    role=record.role, hello=self.hello, identity=self.identity,
+                    pair_secret=record.pair_secret, peer_key=record.peer_key,
+                ),
+            )
+            handed_over = True
+            try:
+                done, link = await establish(
+                    dialogue, role=record.role, pairing=False, ice_servers=matched.ice_servers, config=self.config
+                )
+            except BaseException:
+                await dialogue.close()
+                raise
+            if done.peer.name != record.peer_name:
+                self.book.update(record.peer_key, lambda r: _renamed(r, done.peer.name))
+            return self._session(record, dialogue, link)
+        finally:
+            if not handed_over:
+                await signal.close()
+
+    # -- local control --------------------------------------------------------------------------
+
+    def _pick(self, name: str | None) -> PeerSession:
+        if name is not None:
+            for session in self.sessions.values():
+                if session.name == name:
+                    return session
+            if self.book.find(name) is None:
+                raise UnknownDevice(f"No paired device is called {name!r}. `peerbeam devices` lists them.")
+            raise PeerbeamError(f"{name} is paired but not connected right now.", code=ErrorCode.PEER_GONE)
+        if len(self.sessions) == 1:
+            return next(iter(self.sessions.values()))
+        if not self.sessions:
+            raise PeerbeamError("No paired device is connected right now.", code=ErrorCode.PEER_GONE)
+        names = ", ".join(sorted(s.name for s in self.sessions.values()))
+        raise PeerbeamError(f"Several devices are connected ({names}): choose one with --to.",
+                            code=ErrorCode.BAD_MESSAGE)
+
+    async def _on_control(self, request: dict[str, Any]) -> dict[str, Any]:
+        cmd = request.get("cmd")
+        if cmd == "send_text":
+            text = request.get("text")
+            if not isinstance(text, str) or not text:
+                raise PeerbeamError("Nothing to send.", code=ErrorCode.BAD_MESSAGE)
+            session = self._pick(request.get("to"))
+            message_id = await session.send_text(text)
+            return {"ok": True, "name": session.name, "id": message_id}
+        if cmd == "unpair":
+            name = request.get("name")
+            record = self.book.find(name) if isinstance(name, str) else None
+            if record is None:
+                raise UnknownDevice(f"No paired device is called {name!r}.")
+            session = self.sessions.get(record.peer_key)
+            told = False
+            if session is not None:
+                await session.unpair()
+                told = True
+            self._forget(record.peer_key)
+            return {"ok": True, "name": record.peer_name, "told_peer": told}
+        if cmd == "status":
+            return {
+                "ok": True,
+                "connected": [{"name": s.name, "path": s.path_fields()} for s in self.sessions.values()],
+            }
+        raise PeerbeamError(f"Unknown control command {cmd!r}.", code=ErrorCode.BAD_MESSAGE)
+
+
+def _renamed(record: PairingRecord, name: str) -> PairingRecord:
+    return msgspec.structs.replace(record, peer_name=name)

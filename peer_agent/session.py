@@ -1,0 +1,359 @@
+"""One device-to-device session: the end-to-end dialogue through the server, then the channel.
+
+``Dialogue`` pumps the signaling socket into the pure ``SecureSession`` and back. ``establish``
+walks a session from the first handshake message to an open, bound data channel, each wait
+bounded. ``PeerSession`` then owns the connected channel: text, delivery receipts, liveness
+pings (which also measure the round-trip time shown with the path) and unpairing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from signaling.schema import (
+    Bye,
+    ChannelError,
+    ChannelMessage,
+    Delivered,
+    Error,
+    ErrorCode,
+    Hello,
+    IceCandidate,
+    IceServer,
+    PairAccept,
+    PairReject,
+    PairRemoved,
+    PeerLeft,
+    PeerSignal,
+    Ping,
+    Pong,
+    Relay,
+    Sdp,
+    Text,
+    Unpair,
+)
+
+from .config import NodeConfig
+from .errors import InterceptionError, PairingRejected, PeerbeamError, PeerGone, ServerRefused
+from .handshake import HandshakeCompleted, PeerAborted, Role, SecureSession, SignalReceived, abort_envelope
+from .report import Reporter
+from .rtc import BindingContext, RtcLink
+from .signal_client import SignalClient
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=PeerSignal)
+Confirm = Callable[[Hello, str], Awaitable[bool]]
+
+
+class DeviceRemoved(PeerbeamError):
+    """The other device no longer has a pairing with this one. Pair again with a new QR code."""
+
+    code = ErrorCode.UNKNOWN_DEVICE
+    remote = True
+
+
+class Dialogue:
+    """The encrypted conversation between two devices, routed by the signaling server."""
+
+    def __init__(self, signal: SignalClient, secure: SecureSession) -> None:
+        self.signal = signal
+        self.secure = secure
+        self._events: asyncio.Queue[HandshakeCompleted | SignalReceived] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        self.fatal: asyncio.Future[PeerbeamError] = loop.create_future()
+        self._link: RtcLink | None = None
+        self._pending_candidates: list[IceCandidate] = []
+        self._task = asyncio.create_task(self._pump())
+
+    def _die(self, error: PeerbeamError) -> None:
+        if not self.fatal.done():
+            self.fatal.set_result(error)
+
+    async def _pump(self) -> None:
+        try:
+            while True:
+                msg = await self.signal.recv()
+                if msg is None:
+                    self._die(PeerGone("The signaling server closed the connection."))
+                    return
+                if isinstance(msg, PeerLeft):
+                    self._die(PeerGone("The other device went offline."))
+                    return
+                if isinstance(msg, Error):
+                    self._die(ServerRefused(msg.message, code=msg.code))
+                    return
+                if isinstance(msg, Relay):
+                    await self._on_envelope(msg.data)
+        except PeerbeamError as exc:
+            self._die(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: fail this session loudly, not the whole process
+            logger.exception("dialogue pump failed")
+            self._die(PeerbeamError(f"Internal error: {type(exc).__name__}"))
+
+    async def _on_envelope(self, envelope: bytes) -> None:
+        try:
+            out, events = self.secure.receive(envelope)
+        except InterceptionError as exc:
+            # Tell the other side so that both report the same thing, then stop reading.
+            with contextlib.suppress(PeerbeamError):
+                await self.signal.send(Relay(data=abort_envelope("interception")))
+            self._die(exc)
+            return
+        for envelope_out in out:
+            await self.signal.send(Relay(data=envelope_out))
+        for event in events:
+            if isinstance(event, PeerAborted):
+                if event.reason == "interception":
+                    self._die(InterceptionError())
+                else:
+                    self._die(PeerGone(f"The other device aborted ({event.reason})."))
+            elif isinstance(event, SignalReceived) and isinstance(event.signal, IceCandidate):
+                if self._link is None:
+                    self._pending_candidates.append(event.signal)
+                else:
+                    await self._link.add_candidate(event.signal)
+            elif isinstance(event, SignalReceived) and isinstance(event.signal, Bye):
+                self._die(PeerGone(event.signal.message or "The other device closed the session."))
+            elif isinstance(event, SignalReceived) and isinstance(event.signal, PairRemoved):
+                self._die(DeviceRemoved())
+            else:
+                self._events.put_nowait(event)
+
+    async def attach(self, link: RtcLink) -> None:
+        """From now on trickled candidates go straight to ``link`` (buffered ones first)."""
+        self._link = link
+        pending, self._pending_candidates = self._pending_candidates, []
+        for candidate in pending:
+            await link.add_candidate(candidate)
+
+    async def race(self, awaitable: Awaitable[Any], timeout: float, what: str) -> Any:
+        """Await ``awaitable`` unless the dialogue dies first or ``timeout`` passes."""
+        task = asyncio.ensure_future(awaitable)
+        try:
+            done, _ = await asyncio.wait({task, self.fatal}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done:
+            return task.result()
+        task.cancel()
+        if self.fatal.done():
+            raise self.fatal.result()
+        raise PeerbeamError(f"The other device did not {what} within {timeout:g} s.", code=ErrorCode.CONNECT_TIMEOUT)
+
+    async def handshake(self, timeout: float) -> HandshakeCompleted:
+        event = await self.race(self._events.get(), timeout, "answer the secure handshake")
+        if not isinstance(event, HandshakeCompleted):
+            raise InterceptionError()
+        return event
+
+    async def expect(self, kind: type[S], timeout: float, what: str) -> S:
+        event = await self.race(self._events.get(), timeout, what)
+        if not isinstance(event, SignalReceived) or not isinstance(event.signal, kind):
+            if isinstance(event, SignalReceived) and isinstance(event.signal, PairReject) and kind is PairAccept:
+                raise PairingRejected(f"The other device declined: {event.signal.message}")
+            raise PeerbeamError(
+                f"The other device sent {type(getattr(event, 'signal', event)).__name__} out of order.",
+                code=ErrorCode.BAD_MESSAGE,
+            )
+        return event.signal
+
+    async def send(self, signal: PeerSignal) -> None:
+        await self.signal.send(Relay(data=self.secure.seal(signal)))
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self.signal.close()
+
+
+async def establish(
+    dialogue: Dialogue,
+    *,
+    role: Role,
+    pairing: bool,
+    ice_servers: list[IceServer],
+    config: NodeConfig,
+    confirm: Confirm | None = None,
+    on_handshake: Callable[[HandshakeCompleted], None] | None = None,
+) -> tuple[HandshakeCompleted, RtcLink]:
+    """From the first Noise message to a bound data channel. Every wait is bounded."""
+    if role == "initiator":
+        await dialogue.signal.send(Relay(data=dialogue.secure.start()))
+    done = await dialogue.handshake(config.connect_timeout)
+    if on_handshake is not None:
+        on_handshake(done)
+    if pairing:
+        if role == "responder":
+            assert confirm is not None
+            if not await dialogue.race(confirm(done.peer, done.code), 300, "wait for the confirmation"):
+                await dialogue.send(PairReject(message="The pairing was declined on the other device."))
+                raise PairingRejected("You declined the pairing.")
+            await dialogue.send(PairAccept())
+        else:
+            # The user on the other side is reading the code and deciding: give them time.
+            await dialogue.expect(PairAccept, 300, "accept the pairing")
+
+    link = RtcLink(ice_servers, BindingContext(role, done.handshake_hash, done.chaining_key))
+    try:
+        if role == "initiator":
+            await dialogue.send(await link.make_offer())
+            answer = await dialogue.expect(Sdp, config.connect_timeout, "answer the connection offer")
+            await link.accept_answer(answer)
+        else:
+            offer = await dialogue.expect(Sdp, config.connect_timeout, "send a connection offer")
+            await dialogue.send(await link.accept_offer(offer))
+        await dialogue.attach(link)
+        await dialogue.race(link.wait_bound(config.connect_timeout), config.connect_timeout + 1, "connect")
+    except BaseException:
+        await link.close()
+        raise
+    return done, link
+
+
+class PeerSession:
+    """A connected, bound channel to one paired device."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        peer_key: bytes,
+        dialogue: Dialogue,
+        link: RtcLink,
+        reporter: Reporter,
+        config: NodeConfig,
+        on_unpaired: Callable[[bytes], None],
+    ) -> None:
+        self.name = name
+        self.peer_key = peer_key
+        self.dialogue = dialogue
+        self.link = link
+        self.reporter = reporter
+        self.config = config
+        self._on_unpaired = on_unpaired
+        self._ping_ids = itertools.count(1)
+        self._last_pong = time.monotonic()
+        self.rtt_ms: float | None = None
+        self._deliveries: dict[str, asyncio.Future[None]] = {}
+        self._ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        link.on_message = self._on_message
+        link.on_message_error = self._on_bad_message  # type: ignore[method-assign]
+
+    def path_fields(self) -> dict[str, Any]:
+        info = self.link.path()
+        fields: dict[str, Any] = info.as_dict() if info else {"kind": "unknown"}
+        if self.rtt_ms is not None:
+            fields["rtt_ms"] = round(self.rtt_ms, 2)
+        return fields
+
+    async def measure_rtt(self, timeout: float = 5.0) -> float | None:
+        """One ping round trip, so the path we show comes with a real round-trip time."""
+        ping_id = next(self._ping_ids)
+        waiter = asyncio.get_running_loop().create_future()
+        self._deliveries[f"ping{ping_id}"] = waiter
+        self.link.send(Ping(id=ping_id, sent_at=time.monotonic()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter, timeout)
+        return self.rtt_ms
+
+    def _on_message(self, message: ChannelMessage) -> None:
+        if isinstance(message, Text):
+            self.reporter.emit("message", name=self.name, text=message.text, id=message.id, **{"from": self.name})
+            self._send_quietly(Delivered(id=message.id))
+        elif isinstance(message, Delivered):
+            waiter = self._deliveries.pop(message.id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        elif isinstance(message, Ping):
+            self._send_quietly(Pong(id=message.id, sent_at=message.sent_at))
+        elif isinstance(message, Pong):
+            self._last_pong = time.monotonic()
+            self.rtt_ms = (time.monotonic() - message.sent_at) * 1000
+            waiter = self._deliveries.pop(f"ping{message.id}", None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        elif isinstance(message, Unpair):
+            self._on_unpaired(self.peer_key)
+            self.reporter.emit("unpaired", name=self.name, by="peer",
+                               message=f"{self.name} removed the pairing.")
+            self._end("unpaired")
+        elif isinstance(message, ChannelError):
+            self.reporter.emit("error", code=str(message.code), message=f"{self.name}: {message.message}",
+                               name=self.name, remote=True)
+
+    def _on_bad_message(self, exc: Any) -> None:
+        self._send_quietly(ChannelError(code=exc.code, message="A message was refused: it does not fit the schema."))
+
+    def _send_quietly(self, message: ChannelMessage) -> None:
+        with contextlib.suppress(PeerbeamError, RuntimeError):
+            self.link.send(message)
+
+    def _end(self, reason: str) -> None:
+        if not self._ended.done():
+            self._ended.set_result(reason)
+
+    async def send_text(self, text: str, timeout: float = 10.0) -> str:
+        message_id = secrets.token_urlsafe(9)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._deliveries[message_id] = waiter
+        self.link.send(Text(id=message_id, text=text))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            raise PeerbeamError(f"{self.name} did not confirm delivery within {timeout:g} s.",
+                                code=ErrorCode.CONNECT_TIMEOUT) from None
+        finally:
+            self._deliveries.pop(message_id, None)
+        return message_id
+
+    async def unpair(self) -> None:
+        self._send_quietly(Unpair())
+        # Give the message a moment to leave before the channel closes; the receipt of the
+        # close itself is not needed.
+        await asyncio.sleep(0.2)
+        self._end("unpaired")
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.ping_interval)
+            if time.monotonic() - self._last_pong > self.config.ping_timeout:
+                self._end(f"no answer for {self.config.ping_timeout:g} s")
+                return
+            self._send_quietly(Ping(id=next(self._ping_ids), sent_at=time.monotonic()))
+
+    async def run(self) -> str:
+        """Until the session ends; returns why, in words for people."""
+        keepalive = asyncio.create_task(self._keepalive())
+        link_closed = asyncio.ensure_future(self.link.closed)
+        try:
+            done, _ = await asyncio.wait(
+                {self._ended, link_closed, self.dialogue.fatal}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if self._ended.done():
+                return self._ended.result()
+            if self.dialogue.fatal.done():
+                return self.dialogue.fatal.result().message
+            return link_closed.result()
+        finally:
+            keepalive.cancel()
+            await self.close()
+
+    async def close(self) -> None:
+        self._end("closed")
+        for waiter in self._deliveries.values():
+            if not waiter.done():
+                waiter.cancel()
+        await self.link.close()
+        await self.dialogue.close()

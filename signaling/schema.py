@@ -1,0 +1,332 @@
+"""The one wire schema of peerbeam: every message the server, the agent and the browser exchange.
+
+Four unions, one per hop:
+
+* ``ClientMessage`` — a device to the signaling server (JSON text frames on ``/v1/ws``);
+* ``ServerMessage`` — the signaling server to a device;
+* ``PeerSignal`` — device to device *inside* Noise transport messages (the server routes
+  them as opaque ``relay.data`` bytes and never sees them);
+* ``ChannelMessage`` — device to device on the WebRTC data channel once it is open.
+
+Every record is a frozen msgspec Struct, tagged by ``t``, carrying ``v`` (the schema version),
+and decoding rejects unknown tags and unknown fields. ``export_json_schema()`` writes the JSON
+Schema the browser side is checked against.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any, Final, Literal, TypeVar
+
+import msgspec
+
+SCHEMA_VERSION: Final = 1
+
+# Every frame from the network is capped at 64 KiB before it is even parsed (DESIGN: Hardening).
+MAX_FRAME_BYTES: Final = 64 * 1024
+MAX_NAME_CHARS: Final = 64
+MAX_TEXT_CHARS: Final = 16 * 1024
+# A relayed envelope is a Noise message (≤ 65535 bytes by Noise rev 34 §3) plus a kind byte;
+# base64 in JSON must still fit a 64 KiB frame, so cap the raw bytes well below that.
+MAX_RELAY_BYTES: Final = 46 * 1024
+
+
+class ErrorCode(enum.StrEnum):
+    """Stable error codes. The sentence for people travels beside the code."""
+
+    BAD_JSON = "bad_json"
+    BAD_MESSAGE = "bad_message"
+    FRAME_TOO_LARGE = "frame_too_large"
+    BAD_TOKEN = "bad_token"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_USED = "token_used"
+    ROOM_FULL = "room_full"
+    RATE_LIMITED = "rate_limited"
+    AUTH_TIMEOUT = "auth_timeout"
+    NOT_IN_ROOM = "not_in_room"
+    ALREADY_BOUND = "already_bound"
+    PEER_GONE = "peer_gone"
+    INTERCEPTION = "interception"
+    PAIRING_REJECTED = "pairing_rejected"
+    UNKNOWN_DEVICE = "unknown_device"
+    CONNECT_TIMEOUT = "connect_timeout"
+    SERVER_UNREACHABLE = "server_unreachable"
+    INTERNAL = "internal"
+
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+B64Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+RelayBytes = Annotated[bytes, msgspec.Meta(max_length=MAX_RELAY_BYTES)]
+Sentence = Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class _Base(
+    msgspec.Struct,
+    tag_field="t",
+    forbid_unknown_fields=True,
+    frozen=True,
+    kw_only=True,
+):
+    v: Literal[1] = 1
+
+
+class IceServer(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """W3C RTCIceServer: ``urls`` plus time-limited TURN credentials where needed."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+# ---- device → server -------------------------------------------------------------------------
+
+
+class PairCreate(_Base, tag="pair.create"):
+    """The agent asks for a pairing room and its first sealed token."""
+
+    name: Name
+
+
+class PairRefresh(_Base, tag="pair.refresh"):
+    """The agent asks for a fresh token for its room before the current one expires."""
+
+
+class PairJoin(_Base, tag="pair.join"):
+    """A device claims a sealed token from a QR code."""
+
+    token: Token
+    name: Name
+
+
+class Rendezvous(_Base, tag="rendezvous"):
+    """An already-paired device presents ``HKDF(pair_secret, "rid" | day)`` (base64url)."""
+
+    rid: B64Id
+
+
+class Relay(_Base, tag="relay"):
+    """Opaque bytes for the other member of the room. Base64 in JSON."""
+
+    data: RelayBytes
+
+
+ClientMessage = PairCreate | PairRefresh | PairJoin | Rendezvous | Relay
+
+
+# ---- server → device -------------------------------------------------------------------------
+
+
+class PairCreated(_Base, tag="pair.created"):
+    token: str
+    expires_at: float
+    ice_servers: list[IceServer]
+
+
+class PeerJoined(_Base, tag="peer.joined"):
+    """The bind notification: a device claimed the agent's token."""
+
+    name: Name
+
+
+class PairJoined(_Base, tag="pair.joined"):
+    """Sent to the joining device: it is bound to the agent's room."""
+
+    peer_name: Name
+    ice_servers: list[IceServer]
+
+
+class JoinRefused(_Base, tag="join.refused"):
+    """Tells the agent that someone tried its token again (or its room was full)."""
+
+    code: ErrorCode
+    message: Sentence
+
+
+class RendezvousWaiting(_Base, tag="rendezvous.waiting"):
+    pass
+
+
+class RendezvousMatched(_Base, tag="rendezvous.matched"):
+    ice_servers: list[IceServer]
+
+
+class PeerLeft(_Base, tag="peer.left"):
+    pass
+
+
+class Error(_Base, tag="error"):
+    code: ErrorCode
+    message: Sentence
+
+
+ServerMessage = (
+    PairCreated
+    | PeerJoined
+    | PairJoined
+    | JoinRefused
+    | RendezvousWaiting
+    | RendezvousMatched
+    | PeerLeft
+    | Relay
+    | Error
+)
+
+
+# ---- device ↔ device, inside Noise transport messages ---------------------------------------
+
+
+class Hello(_Base, tag="hello"):
+    """Handshake payload: who I am. ``identity_key`` is the long-term X25519 public key."""
+
+    name: Name
+    identity_key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+    device: Literal["pc", "phone", "cli"]
+
+
+class PairAccept(_Base, tag="pair.accept"):
+    pass
+
+
+class PairReject(_Base, tag="pair.reject"):
+    message: Sentence
+
+
+class Sdp(_Base, tag="rtc.sdp"):
+    type: Literal["offer", "answer"]
+    sdp: Annotated[str, msgspec.Meta(max_length=32 * 1024)]
+
+
+class IceCandidate(_Base, tag="rtc.ice"):
+    """A trickled candidate (RFC 8838); an empty ``candidate`` means end-of-candidates."""
+
+    candidate: Annotated[str, msgspec.Meta(max_length=1024)]
+    sdp_mid: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    sdp_mline_index: int | None = None
+
+
+class Bye(_Base, tag="bye"):
+    message: Sentence = ""
+
+
+class PairRemoved(_Base, tag="pair.removed"):
+    """Answer to a reconnect from a device that was unpaired here while it was away."""
+
+
+PeerSignal = Hello | PairAccept | PairReject | Sdp | IceCandidate | Bye | PairRemoved
+
+
+# ---- device ↔ device, on the data channel ---------------------------------------------------
+
+
+class Bind(_Base, tag="bind"):
+    """First message on a fresh channel: MAC over (role, handshake hash, fingerprints)."""
+
+    mac: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+
+
+class Text(_Base, tag="text"):
+    id: B64Id
+    text: Annotated[str, msgspec.Meta(max_length=MAX_TEXT_CHARS)]
+
+
+class Delivered(_Base, tag="delivered"):
+    """The receiver's acknowledgement of a ``text`` (the sender tells its user "delivered")."""
+
+    id: B64Id
+
+
+class Ping(_Base, tag="ping"):
+    id: int
+    sent_at: float
+
+
+class Pong(_Base, tag="pong"):
+    id: int
+    sent_at: float
+
+
+class Unpair(_Base, tag="unpair"):
+    pass
+
+
+class ChannelError(_Base, tag="error"):
+    code: ErrorCode
+    message: Sentence
+
+
+ChannelMessage = Bind | Text | Delivered | Ping | Pong | Unpair | ChannelError
+
+
+# ---- codecs ----------------------------------------------------------------------------------
+
+_encoder = msgspec.json.Encoder()
+_client_decoder = msgspec.json.Decoder(ClientMessage)
+_server_decoder = msgspec.json.Decoder(ServerMessage)
+_signal_decoder = msgspec.json.Decoder(PeerSignal)
+_channel_decoder = msgspec.json.Decoder(ChannelMessage)
+
+
+class SchemaError(ValueError):
+    """A frame that is not valid JSON, or not a known message of this schema version."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    return _encoder.encode(message)
+
+
+T = TypeVar("T")
+
+
+def _decode(decoder: msgspec.json.Decoder[T], data: bytes | str) -> T:
+    if len(data) > MAX_FRAME_BYTES:
+        raise SchemaError(ErrorCode.FRAME_TOO_LARGE, "The message is larger than 64 KiB.")
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        text = str(exc)
+        # msgspec says "JSON is malformed" / "truncated" for syntax errors and
+        # "Expected ..." / "Object contains unknown field" / "Invalid value" for schema errors.
+        if "malformed" in text or "truncated" in text or "trailing" in text:
+            raise SchemaError(ErrorCode.BAD_JSON, "The message is not valid JSON.") from None
+        raise SchemaError(ErrorCode.BAD_MESSAGE, f"The message does not fit the schema: {text}") from None
+
+
+def decode_client(data: bytes | str) -> ClientMessage:
+    return _decode(_client_decoder, data)
+
+
+def decode_server(data: bytes | str) -> ServerMessage:
+    return _decode(_server_decoder, data)
+
+
+def decode_signal(data: bytes | str) -> PeerSignal:
+    return _decode(_signal_decoder, data)
+
+
+def decode_channel(data: bytes | str) -> ChannelMessage:
+    return _decode(_channel_decoder, data)
+
+
+def export_json_schema() -> dict[str, Any]:
+    """JSON Schema for all four unions, for the browser side and for documentation."""
+    (client, server, signal, channel), components = msgspec.json.schema_components(
+        [ClientMessage, ServerMessage, PeerSignal, ChannelMessage],
+        ref_template="#/$defs/{name}",
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"peerbeam wire schema v{SCHEMA_VERSION}",
+        "$defs": components,
+        "properties": {
+            "ClientMessage": client,
+            "ServerMessage": server,
+            "PeerSignal": signal,
+            "ChannelMessage": channel,
+        },
+    }
