@@ -21,7 +21,7 @@ from signaling.config import ServerConfig
 from signaling.schema import export_json_schema
 
 from . import control
-from .config import NodeConfig, default_home, default_name
+from .config import NodeConfig, default_home, default_name, remember_name
 from .errors import PeerbeamError, UnknownDevice
 from .node import Node
 from .pairings import PairingBook
@@ -141,6 +141,10 @@ def signal_cmd(ctx: Ctx, host: str, port: int, token_ttl: float, turn_secret: st
 
 
 def _node_config(ctx: Ctx, **changes: Any) -> NodeConfig:
+    if changes.get("name"):
+        remember_name(ctx.home, changes["name"])
+    else:
+        changes["name"] = default_name(ctx.home)
     return NodeConfig(home=ctx.home, **{k: v for k, v in changes.items() if v is not None})
 
 
@@ -162,7 +166,7 @@ def agent(ctx: Ctx, server: str | None, host: str, port: int, advertise: str | N
     """The PC agent: shows a pairing QR and keeps paired devices connected."""
     home = ctx.home
     config = _node_config(
-        ctx, server=server, name=name or default_name(), auto_accept=auto_accept,
+        ctx, server=server, name=name, auto_accept=auto_accept,
         qr_png=qr_png or home / "pairing-qr.png", qr_svg=qr_svg or home / "pairing-qr.svg",
         connect_timeout=connect_timeout,
     )

@@ -21,8 +21,22 @@ def default_home() -> Path:
     return Path(platformdirs.user_config_dir("peerbeam", appauthor=False))
 
 
-def default_name() -> str:
+def default_name(home: Path | None = None) -> str:
+    """The name this device last introduced itself with, else the host name."""
+    if home is not None:
+        try:
+            saved = (home / "name").read_text(encoding="utf-8").strip()
+        except (FileNotFoundError, UnicodeDecodeError):
+            saved = ""
+        if saved:
+            return saved[:64]
     return (socket.gethostname() or "peerbeam")[:64]
+
+
+def remember_name(home: Path, name: str) -> None:
+    """Keep an explicit --name, so that later reconnects introduce the device the same way."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (home / "name").write_text(name[:64], encoding="utf-8")
 
 
 @dataclass(frozen=True)

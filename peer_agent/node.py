@@ -124,6 +124,7 @@ class Node:
                 SecureSession.for_pairing(
                     role="responder", hello=self.hello, identity=self.identity, qr_secret=secret, agent_key=None
                 ),
+                on_refused_join=self._report_refused_join,
             )
             handed_over = True
             try:
@@ -163,10 +164,13 @@ class Node:
                 self._show_qr(origin, created, secret)
                 continue
             if isinstance(msg, JoinRefused):
-                self.reporter.emit("join_refused", code=str(msg.code), message=msg.message)
+                self._report_refused_join(msg)
                 continue
             assert isinstance(msg, PeerJoined)
             return msg
+
+    def _report_refused_join(self, msg: JoinRefused) -> None:
+        self.reporter.emit("join_refused", code=str(msg.code), message=msg.message)
 
     def _show_qr(self, origin: str, created: PairCreated, secret: bytes) -> None:
         url = PairingLink(origin=origin, token=created.token, secret=secret,

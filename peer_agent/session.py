@@ -27,6 +27,7 @@ from signaling.schema import (
     Hello,
     IceCandidate,
     IceServer,
+    JoinRefused,
     PairAccept,
     PairReject,
     PairRemoved,
@@ -63,9 +64,17 @@ class DeviceRemoved(PeerbeamError):
 class Dialogue:
     """The encrypted conversation between two devices, routed by the signaling server."""
 
-    def __init__(self, signal: SignalClient, secure: SecureSession) -> None:
+    def __init__(
+        self,
+        signal: SignalClient,
+        secure: SecureSession,
+        on_refused_join: Callable[[JoinRefused], None] | None = None,
+    ) -> None:
         self.signal = signal
         self.secure = secure
+        # The agent's pairing socket stays this session's route, so the server's notice that
+        # someone replayed the QR arrives here.
+        self._on_refused_join = on_refused_join
         self._events: asyncio.Queue[HandshakeCompleted | SignalReceived] = asyncio.Queue()
         loop = asyncio.get_running_loop()
         self.fatal: asyncio.Future[PeerbeamError] = loop.create_future()
@@ -92,6 +101,8 @@ class Dialogue:
                     return
                 if isinstance(msg, Relay):
                     await self._on_envelope(msg.data)
+                elif isinstance(msg, JoinRefused) and self._on_refused_join is not None:
+                    self._on_refused_join(msg)
         except PeerbeamError as exc:
             self._die(exc)
         except asyncio.CancelledError:
