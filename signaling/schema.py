@@ -61,6 +61,8 @@ RelayBytes = Annotated[bytes, msgspec.Meta(max_length=MAX_RELAY_BYTES)]
 Sentence = Annotated[str, msgspec.Meta(max_length=1024)]
 
 
+# frozen=True is repeated on every subclass: msgspec inherits it anyway, but mypy's
+# dataclass_transform reading does not ("Non-frozen dataclass cannot inherit from a frozen one").
 class _Base(
     msgspec.Struct,
     tag_field="t",
@@ -82,30 +84,30 @@ class IceServer(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only
 # ---- device → server -------------------------------------------------------------------------
 
 
-class PairCreate(_Base, tag="pair.create"):
+class PairCreate(_Base, tag="pair.create", frozen=True):
     """The agent asks for a pairing room and its first sealed token."""
 
     name: Name
 
 
-class PairRefresh(_Base, tag="pair.refresh"):
+class PairRefresh(_Base, tag="pair.refresh", frozen=True):
     """The agent asks for a fresh token for its room before the current one expires."""
 
 
-class PairJoin(_Base, tag="pair.join"):
+class PairJoin(_Base, tag="pair.join", frozen=True):
     """A device claims a sealed token from a QR code."""
 
     token: Token
     name: Name
 
 
-class Rendezvous(_Base, tag="rendezvous"):
+class Rendezvous(_Base, tag="rendezvous", frozen=True):
     """An already-paired device presents ``HKDF(pair_secret, "rid" | day)`` (base64url)."""
 
     rid: B64Id
 
 
-class Relay(_Base, tag="relay"):
+class Relay(_Base, tag="relay", frozen=True):
     """Opaque bytes for the other member of the room. Base64 in JSON."""
 
     data: RelayBytes
@@ -117,45 +119,45 @@ ClientMessage = PairCreate | PairRefresh | PairJoin | Rendezvous | Relay
 # ---- server → device -------------------------------------------------------------------------
 
 
-class PairCreated(_Base, tag="pair.created"):
+class PairCreated(_Base, tag="pair.created", frozen=True):
     token: str
     expires_at: float
     ice_servers: list[IceServer]
 
 
-class PeerJoined(_Base, tag="peer.joined"):
+class PeerJoined(_Base, tag="peer.joined", frozen=True):
     """The bind notification: a device claimed the agent's token."""
 
     name: Name
 
 
-class PairJoined(_Base, tag="pair.joined"):
+class PairJoined(_Base, tag="pair.joined", frozen=True):
     """Sent to the joining device: it is bound to the agent's room."""
 
     peer_name: Name
     ice_servers: list[IceServer]
 
 
-class JoinRefused(_Base, tag="join.refused"):
+class JoinRefused(_Base, tag="join.refused", frozen=True):
     """Tells the agent that someone tried its token again (or its room was full)."""
 
     code: ErrorCode
     message: Sentence
 
 
-class RendezvousWaiting(_Base, tag="rendezvous.waiting"):
+class RendezvousWaiting(_Base, tag="rendezvous.waiting", frozen=True):
     pass
 
 
-class RendezvousMatched(_Base, tag="rendezvous.matched"):
+class RendezvousMatched(_Base, tag="rendezvous.matched", frozen=True):
     ice_servers: list[IceServer]
 
 
-class PeerLeft(_Base, tag="peer.left"):
+class PeerLeft(_Base, tag="peer.left", frozen=True):
     pass
 
 
-class Error(_Base, tag="error"):
+class Error(_Base, tag="error", frozen=True):
     code: ErrorCode
     message: Sentence
 
@@ -176,7 +178,7 @@ ServerMessage = (
 # ---- device ↔ device, inside Noise transport messages ---------------------------------------
 
 
-class Hello(_Base, tag="hello"):
+class Hello(_Base, tag="hello", frozen=True):
     """Handshake payload: who I am. ``identity_key`` is the long-term X25519 public key."""
 
     name: Name
@@ -184,20 +186,20 @@ class Hello(_Base, tag="hello"):
     device: Literal["pc", "phone", "cli"]
 
 
-class PairAccept(_Base, tag="pair.accept"):
+class PairAccept(_Base, tag="pair.accept", frozen=True):
     pass
 
 
-class PairReject(_Base, tag="pair.reject"):
+class PairReject(_Base, tag="pair.reject", frozen=True):
     message: Sentence
 
 
-class Sdp(_Base, tag="rtc.sdp"):
+class Sdp(_Base, tag="rtc.sdp", frozen=True):
     type: Literal["offer", "answer"]
     sdp: Annotated[str, msgspec.Meta(max_length=32 * 1024)]
 
 
-class IceCandidate(_Base, tag="rtc.ice"):
+class IceCandidate(_Base, tag="rtc.ice", frozen=True):
     """A trickled candidate (RFC 8838); an empty ``candidate`` means end-of-candidates."""
 
     candidate: Annotated[str, msgspec.Meta(max_length=1024)]
@@ -205,11 +207,11 @@ class IceCandidate(_Base, tag="rtc.ice"):
     sdp_mline_index: int | None = None
 
 
-class Bye(_Base, tag="bye"):
+class Bye(_Base, tag="bye", frozen=True):
     message: Sentence = ""
 
 
-class PairRemoved(_Base, tag="pair.removed"):
+class PairRemoved(_Base, tag="pair.removed", frozen=True):
     """Answer to a reconnect from a device that was unpaired here while it was away."""
 
 
@@ -219,38 +221,38 @@ PeerSignal = Hello | PairAccept | PairReject | Sdp | IceCandidate | Bye | PairRe
 # ---- device ↔ device, on the data channel ---------------------------------------------------
 
 
-class Bind(_Base, tag="bind"):
+class Bind(_Base, tag="bind", frozen=True):
     """First message on a fresh channel: MAC over (role, handshake hash, fingerprints)."""
 
     mac: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 
 
-class Text(_Base, tag="text"):
+class Text(_Base, tag="text", frozen=True):
     id: B64Id
     text: Annotated[str, msgspec.Meta(max_length=MAX_TEXT_CHARS)]
 
 
-class Delivered(_Base, tag="delivered"):
+class Delivered(_Base, tag="delivered", frozen=True):
     """The receiver's acknowledgement of a ``text`` (the sender tells its user "delivered")."""
 
     id: B64Id
 
 
-class Ping(_Base, tag="ping"):
+class Ping(_Base, tag="ping", frozen=True):
     id: int
     sent_at: float
 
 
-class Pong(_Base, tag="pong"):
+class Pong(_Base, tag="pong", frozen=True):
     id: int
     sent_at: float
 
 
-class Unpair(_Base, tag="unpair"):
+class Unpair(_Base, tag="unpair", frozen=True):
     pass
 
 
-class ChannelError(_Base, tag="error"):
+class ChannelError(_Base, tag="error", frozen=True):
     code: ErrorCode
     message: Sentence
 
@@ -261,10 +263,10 @@ ChannelMessage = Bind | Text | Delivered | Ping | Pong | Unpair | ChannelError
 # ---- codecs ----------------------------------------------------------------------------------
 
 _encoder = msgspec.json.Encoder()
-_client_decoder = msgspec.json.Decoder(ClientMessage)
-_server_decoder = msgspec.json.Decoder(ServerMessage)
-_signal_decoder = msgspec.json.Decoder(PeerSignal)
-_channel_decoder = msgspec.json.Decoder(ChannelMessage)
+_client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)
+_server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
+_signal_decoder: msgspec.json.Decoder[PeerSignal] = msgspec.json.Decoder(PeerSignal)
+_channel_decoder: msgspec.json.Decoder[ChannelMessage] = msgspec.json.Decoder(ChannelMessage)
 
 
 class SchemaError(ValueError):
