@@ -130,7 +130,9 @@ def signal_cmd(ctx: Ctx, host: str, port: int, token_ttl: float, turn_secret: st
 
     async def main() -> int:
         server = await start_server(config)
-        ctx.reporter.emit("server", url=server.url, port=server.port)
+        # Bound to every interface: show the address other devices would use.
+        url = f"http://{_lan_address()}:{server.port}" if host in ("0.0.0.0", "::") else server.url
+        ctx.reporter.emit("server", url=url, port=server.port)
         try:
             await asyncio.Event().wait()
         finally:

@@ -114,7 +114,7 @@ class Node:
         handed_over = False
         try:
             await signal.send(PairCreate(name=self.config.name))
-            created = await signal.expect(PairCreated, timeout=10)
+            created = await signal.expect_one(PairCreated, timeout=10)
             secret = new_secret()
             self._show_qr(origin, created, secret)
             joined = await self._wait_for_join(signal, origin, created, secret)
@@ -160,7 +160,7 @@ class Node:
             except TimeoutError:
                 # The token is about to expire: a fresh one for the same room, a fresh QR.
                 await signal.send(PairRefresh())
-                created = await signal.expect(PairCreated, timeout=10)
+                created = await signal.expect_one(PairCreated, timeout=10)
                 self._show_qr(origin, created, secret)
                 continue
             if isinstance(msg, JoinRefused):
@@ -202,7 +202,7 @@ class Node:
         signal = await SignalClient.connect(link.origin)
         try:
             await signal.send(PairJoin(token=link.token, name=self.config.name))
-            bound = await signal.expect(PairJoined, timeout=10)
+            bound = await signal.expect_one(PairJoined, timeout=10)
         except BaseException:
             await signal.close()
             raise
@@ -346,7 +346,7 @@ class Node:
             until_tomorrow = (day + 1) * 86400 - time.time() + 1
             wait = until_tomorrow if timeout is None else min(timeout, until_tomorrow)
             try:
-                matched = await signal.expect(RendezvousMatched, timeout=wait)
+                matched = await signal.expect_one(RendezvousMatched, timeout=wait)
             except TimeoutError:
                 raise PeerbeamError(f"{record.peer_name} did not show up.", code=ErrorCode.CONNECT_TIMEOUT) from None
             assert isinstance(matched, RendezvousMatched)
@@ -404,10 +404,10 @@ class Node:
             record = self.book.find(name) if isinstance(name, str) else None
             if record is None:
                 raise UnknownDevice(f"No paired device is called {name!r}.")
-            session = self.sessions.get(record.peer_key)
+            live = self.sessions.get(record.peer_key)
             told = False
-            if session is not None:
-                await session.unpair()
+            if live is not None:
+                await live.unpair()
                 told = True
             self._forget(record.peer_key)
             return {"ok": True, "name": record.peer_name, "told_peer": told}

@@ -10,7 +10,7 @@ import qrcode.image.svg
 from qrcode.constants import ERROR_CORRECT_M
 
 
-def _make(url: str) -> qrcode.QRCode:  # type: ignore[type-arg]
+def _make(url: str) -> qrcode.QRCode:
     # Medium error correction: survives a phone camera at an angle while staying small enough
     # for a ~220-character URL to scan from a terminal.
     qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=4)

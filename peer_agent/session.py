@@ -349,9 +349,8 @@ class PeerSession:
         keepalive = asyncio.create_task(self._keepalive())
         link_closed = asyncio.ensure_future(self.link.closed)
         try:
-            done, _ = await asyncio.wait(
-                {self._ended, link_closed, self.dialogue.fatal}, return_when=asyncio.FIRST_COMPLETED
-            )
+            waiters: set[asyncio.Future[Any]] = {self._ended, link_closed, self.dialogue.fatal}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             if self._ended.done():
                 return self._ended.result()
             if self.dialogue.fatal.done():

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from types import TracebackType
+from typing import TypeVar
 
 import aiohttp
+import msgspec
 
 from signaling.schema import (
     MAX_FRAME_BYTES,
@@ -21,6 +23,8 @@ from signaling.schema import (
 from .errors import PeerGone, ServerRefused, ServerUnreachable
 
 logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=ServerMessage)
 
 
 def ws_url(origin: str) -> str:
@@ -77,7 +81,7 @@ class SignalClient:
             if msg.type == aiohttp.WSMsgType.ERROR:
                 return None
 
-    async def expect(self, *types: type[ServerMessage], timeout: float | None) -> ServerMessage:
+    async def expect(self, *types: type[msgspec.Struct], timeout: float | None) -> ServerMessage:
         """Wait for one of ``types``; a server Error becomes ServerRefused."""
         async with asyncio.timeout(timeout):
             while True:
@@ -89,6 +93,11 @@ class SignalClient:
                 if isinstance(msg, Error):
                     raise ServerRefused(msg.message, code=msg.code)
                 logger.debug("ignored %s while waiting for %s", type(msg).__name__, types)
+
+    async def expect_one(self, kind: type[M], *, timeout: float | None) -> M:
+        msg = await self.expect(kind, timeout=timeout)
+        assert isinstance(msg, kind)
+        return msg
 
     @property
     def closed(self) -> bool:

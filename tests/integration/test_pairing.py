@@ -47,13 +47,15 @@ async def start_signal(pc: Host, tmp: Path, port: int = PORT) -> str:
     return event["url"]
 
 
-async def start_agent(pc: Host, home: Path, server: str, *extra: str) -> tuple[PeerProcess, str]:
+async def start_agent(pc: Host, home: Path, server: str | None, *extra: str,
+                      auto_accept: bool = True) -> tuple[PeerProcess, str]:
     png = home / "qr.png"
-    agent = await pc.peerbeam(
-        ["--json", "agent", "--server", server, "--name", "Desk PC", "--auto-accept",
-         "--qr-png", str(png), "--connect-timeout", "8", *extra],
-        home=home,
-    )
+    args = ["--json", "agent", "--name", "Desk PC", "--qr-png", str(png), "--connect-timeout", "8", *extra]
+    if server is not None:
+        args += ["--server", server]
+    if auto_accept:
+        args.append("--auto-accept")
+    agent = await pc.peerbeam(args, home=home)
     qr_event = await agent.expect("qr")
     url = read_qr(png)
     assert url == qr_event["url"]
@@ -240,3 +242,55 @@ async def test_blocked_network_path_fails_within_the_bound(lan_pair, tmp_path):
     assert error["code"] == "connect_timeout"
     assert "within 5 s" in error["message"]
     assert await joiner.wait(timeout=20) == 1
+
+
+@pytest.mark.parametrize("answer", ["y", "n"])
+async def test_agent_asks_before_accepting(lan_pair, tmp_path, answer):
+    pc, phone = lan_pair
+    origin = await start_signal(pc, tmp_path)
+    agent, url = await start_agent(pc, tmp_path / "pc", origin, auto_accept=False)
+    joiner = await phone.peerbeam(["--json", "join", url, "--name", "Test Phone"], home=tmp_path / "phone")
+    ask = await agent.expect("confirm", name="Test Phone")
+    shown = await joiner.expect("verify", name="Desk PC")
+    assert ask["code"] == shown["code"]  # the user compares these two numbers
+    assert not [e for e in joiner.events if e["event"] == "paired"]
+    await agent.write_line(answer)
+    if answer == "y":
+        await joiner.expect("connected", name="Desk PC")
+        await agent.expect("connected", name="Test Phone")
+    else:
+        assert (await joiner.expect("error"))["code"] == "pairing_rejected"
+        assert (await agent.expect("error"))["code"] == "pairing_rejected"
+        assert await joiner.wait(timeout=20) == 1
+        assert not (tmp_path / "phone" / "pairings.json").exists()
+
+
+async def test_qr_is_refreshed_before_the_token_expires(lan_pair, tmp_path):
+    pc, phone = lan_pair
+    server = await pc.peerbeam(["--json", "signal", "--host", pc.address, "--port", str(PORT),
+                                "--token-ttl", "23"], home=tmp_path / "srv")
+    origin = (await server.expect("server"))["url"]
+    agent, first_url = await start_agent(pc, tmp_path / "pc", origin)
+    first = agent.events[-1]
+    # The agent refreshes 20 s before expiry: with a 23 s token that is within a few seconds.
+    second = await agent.expect("qr", timeout=15)
+    assert second["url"] != first_url and second["expires_at"] > first["expires_at"]
+    url = read_qr(tmp_path / "pc" / "qr.png")
+    assert url == second["url"]  # the PNG on disk follows
+    joiner = await phone.peerbeam(["--json", "join", url, "--name", "Test Phone"], home=tmp_path / "phone")
+    await joiner.expect("connected", name="Desk PC")
+
+
+async def test_embedded_default_agent_runs_its_own_server(lan_pair, tmp_path):
+    """`peerbeam agent` with no --server: the signaling server runs inside the agent and the QR
+    carries the agent's LAN address."""
+    pc, phone = lan_pair
+    agent, url = await start_agent(pc, tmp_path / "pc", None)
+    server = next(e for e in agent.events if e["event"] == "server")
+    assert server["embedded"] is True and server["url"] == f"http://{pc.address}:{PORT}"
+    assert url.startswith(f"http://{pc.address}:{PORT}/p#1.")
+    joiner = await phone.peerbeam(["--json", "join", url, "--name", "Test Phone"], home=tmp_path / "phone")
+    await joiner.expect("connected", name="Desk PC")
+    code, _ = await run_cli(phone, tmp_path / "phone", "send", "--text", "via the embedded server")
+    assert code == 0
+    await agent.expect("message", text="via the embedded server")
