@@ -35,6 +35,9 @@ class PairingRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     server: str  # signaling origin used to pair, "" if none (LAN only)
     paired_at: float
     last_seen: float
+    # Set when this side removed the pairing while the other device was away: the record is
+    # kept (as a tombstone) only to tell that device "removed" when it next reconnects.
+    removed_at: float | None = None
 
 
 class _RecordsFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -292,7 +293,7 @@ def devices(ctx: Ctx) -> None:
         with contextlib.suppress(PeerbeamError, OSError):
             reply = await control.request(ctx.home / "control.sock", {"cmd": "status"}, timeout=5)
             connected = {c["name"] for c in reply.get("connected", [])}
-        records = PairingBook(ctx.home / "pairings.json").load()
+        records = PairingBook(ctx.home / "pairings.json").active()
         for record in sorted(records, key=lambda r: r.peer_name):
             ctx.reporter.emit("device", name=record.peer_name, last_seen=record.last_seen,
                               paired_at=record.paired_at, connected=record.peer_name in connected,
@@ -319,10 +320,10 @@ def unpair(ctx: Ctx, name: str) -> None:
             record = book.find(name)
             if record is None:
                 return _fail(ctx.reporter, UnknownDevice(f"No paired device is called {name!r}."))
-            book.remove(record.peer_key)
+            book.bury(record.peer_key, time.time())
             ctx.reporter.emit("unpaired", name=name, told_peer=False,
-                              message=f"{name} was not connected: it keeps its pairing until it next "
-                                      "tries to reach this device, which will not answer.")
+                              message=f"{name} was not connected: it will be told the next time it "
+                                      "reaches this device while peerbeam runs here.")
             return 0
         if not reply.get("ok"):
             ctx.reporter.emit("error", code=reply.get("code", "internal"), message=reply.get("message", ""))
@@ -330,8 +331,7 @@ def unpair(ctx: Ctx, name: str) -> None:
         told = reply.get("told_peer", False)
         ctx.reporter.emit("unpaired", name=name, told_peer=told,
                           message=f"{name} removed it too." if told else
-                          f"{name} was not connected: it keeps its pairing until it next tries to reach "
-                          "this device, which will not answer.")
+                          f"{name} was not connected: it will be told the next time it reaches this device.")
         return 0
 
     sys.exit(_run(main))

@@ -49,7 +49,7 @@ from .errors import PeerbeamError, ServerRefused, ServerUnreachable, UnknownDevi
 from .handshake import HandshakeCompleted, SecureSession, hello_for
 from .pairings import PairingBook, load_identity
 from .report import JsonReporter, Reporter
-from .session import DeviceRemoved, Dialogue, PeerSession, establish
+from .session import DeviceRemoved, Dialogue, PeerSession, ToldRemoved, establish
 from .signal_client import SignalClient
 
 logger = logging.getLogger(__name__)
@@ -262,11 +262,19 @@ class Node:
         self.sessions[record.peer_key] = session
         return session
 
-    def _forget(self, peer_key: bytes) -> None:
-        self.book.remove(peer_key)
+    def _forget(self, peer_key: bytes, *, told: bool = True) -> None:
+        """Drop a pairing. If the other device could not be told, keep a tombstone that tells
+        it when it next reconnects, instead of leaving it waiting for an answer."""
         task = self._maintained.pop(peer_key, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
+        if told:
+            self.book.remove(peer_key)
+            return
+        self.book.bury(peer_key, time.time())
+        record = self.book.get(peer_key)
+        if record is not None and not self._closed:
+            self.maintain(record)
 
     async def _run_session(self, session: PeerSession) -> str:
         with contextlib.suppress(PeerbeamError):
@@ -300,7 +308,7 @@ class Node:
     async def _maintain(self, record: PairingRecord, give_up_after: float | None) -> None:
         backoff = self.config.retry_min
         deadline = None if give_up_after is None else time.monotonic() + give_up_after
-        while self.book.find_key(record.peer_key) is not None:
+        while (current := self.book.get(record.peer_key)) is not None:
             try:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -309,7 +317,12 @@ class Node:
                         "or no longer paired with this device.",
                         code=ErrorCode.CONNECT_TIMEOUT,
                     )
-                session = await self._rendezvous(record, remaining)
+                session = await self._rendezvous(current, remaining)
+            except ToldRemoved:
+                self.book.remove(record.peer_key)
+                self.reporter.emit("unpaired", name=record.peer_name, told_peer=True,
+                                   message=f"{record.peer_name} came back and was told the pairing is removed.")
+                return
             except DeviceRemoved as exc:
                 self._forget(record.peer_key)
                 self.reporter.emit("unpaired", name=record.peer_name, by="peer", message=exc.message)
@@ -360,7 +373,8 @@ class Node:
             handed_over = True
             try:
                 done, link = await establish(
-                    dialogue, role=record.role, pairing=False, ice_servers=matched.ice_servers, config=self.config
+                    dialogue, role=record.role, pairing=False, ice_servers=matched.ice_servers,
+                    config=self.config, tombstone=record.removed_at is not None,
                 )
             except BaseException:
                 await dialogue.close()
@@ -409,7 +423,7 @@ class Node:
             if live is not None:
                 await live.unpair()
                 told = True
-            self._forget(record.peer_key)
+            self._forget(record.peer_key, told=told)
             return {"ok": True, "name": record.peer_name, "told_peer": told}
         if cmd == "status":
             return {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,33 +44,50 @@ def load_identity(path: Path) -> X25519PrivateKey:
         return key
 
 
+# A tombstone that has not been able to tell its device within this time is dropped.
+TOMBSTONE_LIFETIME = 30 * 86400.0
+
+
 class PairingBook:
-    """All pairings of this device. Small (a handful of records): read and written whole."""
+    """All pairings of this device. Small (a handful of records): read and written whole.
+
+    ``load`` returns live pairings and tombstones (records removed here while the other
+    device was away); ``active`` and ``find`` only live ones.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def load(self) -> list[PairingRecord]:
+    def load(self, now: float | None = None) -> list[PairingRecord]:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return []
-        return decode_records(data)
+        now = time.time() if now is None else now
+        return [r for r in decode_records(data) if r.removed_at is None or now - r.removed_at < TOMBSTONE_LIFETIME]
+
+    def active(self) -> list[PairingRecord]:
+        return [r for r in self.load() if r.removed_at is None]
+
+    def get(self, peer_key: bytes) -> PairingRecord | None:
+        """The record for this key, tombstone or not."""
+        for record in self.load():
+            if record.peer_key == peer_key:
+                return record
+        return None
 
     def _save(self, records: list[PairingRecord]) -> None:
         _write_private(self.path, encode_records(records))
 
     def find(self, name: str) -> PairingRecord | None:
-        for record in self.load():
+        for record in self.active():
             if record.peer_name == name:
                 return record
         return None
 
     def find_key(self, peer_key: bytes) -> PairingRecord | None:
-        for record in self.load():
-            if record.peer_key == peer_key:
-                return record
-        return None
+        record = self.get(peer_key)
+        return record if record is not None and record.removed_at is None else None
 
     def put(self, record: PairingRecord) -> None:
         """Add or replace the record for the same peer key (re-pairing replaces)."""
@@ -83,6 +101,10 @@ class PairingBook:
 
     def touch(self, peer_key: bytes, now: float) -> None:
         self.update(peer_key, lambda r: msgspec.structs.replace(r, last_seen=now))
+
+    def bury(self, peer_key: bytes, now: float) -> None:
+        """Remove a pairing whose device could not be told: keep a tombstone to tell it later."""
+        self.update(peer_key, lambda r: msgspec.structs.replace(r, removed_at=now))
 
     def remove(self, peer_key: bytes) -> bool:
         records = self.load()

@@ -61,6 +61,12 @@ class DeviceRemoved(PeerbeamError):
     remote = True
 
 
+class ToldRemoved(PeerbeamError):
+    """The other device reconnected to a pairing removed here, and has now been told."""
+
+    code = ErrorCode.UNKNOWN_DEVICE
+
+
 class Dialogue:
     """The encrypted conversation between two devices, routed by the signaling server."""
 
@@ -198,13 +204,21 @@ async def establish(
     config: NodeConfig,
     confirm: Confirm | None = None,
     on_handshake: Callable[[HandshakeCompleted], None] | None = None,
+    tombstone: bool = False,
 ) -> tuple[HandshakeCompleted, RtcLink]:
-    """From the first Noise message to a bound data channel. Every wait is bounded."""
+    """From the first Noise message to a bound data channel. Every wait is bounded.
+
+    With ``tombstone`` (we removed this pairing while the other device was away) the KK
+    handshake still runs — so only the real device learns it — then we say "removed" and stop.
+    """
     if role == "initiator":
         await dialogue.signal.send(Relay(data=dialogue.secure.start()))
     done = await dialogue.handshake(config.connect_timeout)
     if on_handshake is not None:
         on_handshake(done)
+    if tombstone:
+        await dialogue.send(PairRemoved())
+        raise ToldRemoved()
     if pairing:
         if role == "responder":
             assert confirm is not None

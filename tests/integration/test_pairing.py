@@ -221,11 +221,18 @@ async def test_reconnect_to_an_agent_that_deleted_the_pairing_is_refused(lan_pai
     await agent.expect("disconnected", name="Test Phone")
     code, events = await run_cli(pc, tmp_path / "pc", "unpair", "Test Phone")
     assert code == 0 and events[-1]["told_peer"] is False
-    peer = await phone.peerbeam(["--json", "connect", "Desk PC", "--timeout", "5"], home=tmp_path / "phone")
-    error = await peer.expect("error", timeout=30)
-    assert error["code"] in ("unknown_device", "connect_timeout")
+    # The agent keeps a tombstone: when the phone comes back it is told, not left waiting.
+    peer = await phone.peerbeam(["--json", "connect", "Desk PC", "--timeout", "15"], home=tmp_path / "phone")
+    removed = await peer.expect("unpaired", name="Desk PC", timeout=30)
+    assert removed["by"] == "peer"
     assert await peer.wait(timeout=30) == 1
     assert not [e for e in peer.events if e["event"] == "connected"]
+    told = await agent.expect("unpaired", name="Test Phone")
+    assert told["told_peer"] is True
+    for host, home in ((pc, "pc"), (phone, "phone")):
+        code, events = await run_cli(host, tmp_path / home, "devices")
+        assert [e for e in events if e["event"] == "device"] == []
+    assert decode_records((tmp_path / "pc" / "pairings.json").read_bytes()) == []  # tombstone gone
 
 
 async def test_blocked_network_path_fails_within_the_bound(lan_pair, tmp_path):
