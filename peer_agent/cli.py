@@ -61,16 +61,20 @@ def _fail(reporter: Reporter, exc: PeerbeamError) -> int:
     return 1
 
 
-def _lan_address() -> str:
-    """The address of the interface that holds the default route (no packet is sent: a UDP
-    connect only asks the kernel which source address it would use)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("192.0.2.255", 9))
+def _lan_address() -> str | None:
+    """The source address the kernel would use on the default route. A UDP connect sends no
+    packet; it only asks for the route. Unicast targets (RFC 5737 TEST-NETs) are used because
+    a connect to a subnet's broadcast address fails without SO_BROADCAST."""
+    for probe in ("203.0.113.1", "198.51.100.1", "192.0.2.1"):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.connect((probe, 9))
+            except OSError:
+                continue
             address: str = s.getsockname()[0]
-            return address
-        except OSError:
-            return "127.0.0.1"
+            if not address.startswith("127."):
+                return address
+    return None
 
 
 class Ctx:
@@ -132,7 +136,8 @@ def signal_cmd(ctx: Ctx, host: str, port: int, token_ttl: float, turn_secret: st
     async def main() -> int:
         server = await start_server(config)
         # Bound to every interface: show the address other devices would use.
-        url = f"http://{_lan_address()}:{server.port}" if host in ("0.0.0.0", "::") else server.url
+        lan = _lan_address() if host in ("0.0.0.0", "::") else None
+        url = f"http://{lan}:{server.port}" if lan else server.url
         ctx.reporter.emit("server", url=url, port=server.port)
         try:
             await asyncio.Event().wait()
@@ -181,7 +186,13 @@ def agent(ctx: Ctx, server: str | None, host: str, port: int, advertise: str | N
         origin = server
         if origin is None:
             embedded = await start_server(ServerConfig(host=host, port=port))
-            origin = f"http://{advertise or _lan_address()}:{embedded.port}"
+            address = advertise or _lan_address()
+            if address is None:
+                address = "127.0.0.1"
+                ctx.reporter.emit("warning", code="no_lan_address",
+                                  message="No network interface with a route was found: the QR points at "
+                                          "127.0.0.1 and works only on this machine. Use --advertise ADDRESS.")
+            origin = f"http://{address}:{embedded.port}"
             ctx.reporter.emit("server", url=origin, port=embedded.port, embedded=True)
         node = Node(NodeConfig(**{**config.__dict__, "server": origin}), ctx.reporter)
         try:

@@ -118,7 +118,7 @@ class Node:
             secret = new_secret()
             self._show_qr(origin, created, secret)
             joined = await self._wait_for_join(signal, origin, created, secret)
-            self.reporter.emit("joined", name=joined.name)
+            self.reporter.emit("joined", name=joined.name, side="agent")
             dialogue = Dialogue(
                 signal,
                 SecureSession.for_pairing(
@@ -207,7 +207,7 @@ class Node:
             await signal.close()
             raise
         assert isinstance(bound, PairJoined)
-        self.reporter.emit("joined", name=bound.peer_name)
+        self.reporter.emit("joined", name=bound.peer_name, side="joiner")
         dialogue = Dialogue(
             signal,
             SecureSession.for_pairing(

@@ -36,6 +36,7 @@ class ConsoleReporter:
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False)
+        self._paths: dict[str, str] = {}
 
     def emit(self, event: str, **f: Any) -> None:
         say = self.console.print
@@ -50,6 +51,8 @@ class ConsoleReporter:
             say(f["text"])
         elif event == "server":
             say(f"Signaling server listening on {escape(f['url'])}")
+        elif event == "joined" and f.get("side") == "joiner":
+            say(f"Reached [bold]{name}[/bold]; securing the connection…")
         elif event == "joined":
             say(f"[bold]{name}[/bold] scanned the code.")
         elif event == "join_refused":
@@ -59,9 +62,13 @@ class ConsoleReporter:
         elif event == "paired":
             say(f"[green]Paired with {name}[/green] (code {f.get('code', '')}).")
         elif event == "connected":
-            say(f"[green]Connected to {name}[/green] via {_describe_path(f.get('path', {}))}")
+            self._paths[name] = _describe_path(f.get("path", {}))
+            say(f"[green]Connected to {name}[/green] via {self._paths[name]}")
         elif event == "path":
-            say(f"Path to {name}: {_describe_path(f)}")
+            described = _describe_path(f)
+            if self._paths.get(name) != described:  # "connected" already said it
+                self._paths[name] = described
+                say(f"Path to {name}: {described}")
         elif event == "message":
             say(f"[bold]{escape(str(f.get('from', '')))}:[/bold] {escape(f['text'])}")
         elif event == "sent":
@@ -77,6 +84,10 @@ class ConsoleReporter:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(seen)) if seen else "never"
             state = " [green](connected)[/green]" if f.get("connected") else ""
             say(f"{name}  last seen {when}{state}")
+        elif event == "confirm":
+            say(f"Pair with [bold]{name}[/bold]? Check that it shows [bold]{f['code']}[/bold], then type y or n:")
+        elif event == "warning":
+            say(f"[yellow]Warning:[/yellow] {escape(f['message'])}")
         elif event == "error":
             say(f"[red]Error ({f['code']}):[/red] {escape(f['message'])}")
         else:
