@@ -56,6 +56,8 @@ class NodeConfig:
     # Application-level liveness: ping interval and how long without a pong means "gone".
     ping_interval: float = 5.0
     ping_timeout: float = 15.0
+    # Channel messages accepted per second from one device (burst: twice that).
+    inbound_per_second: float = 100.0
     # Reconnect backoff bounds after a drop.
     retry_min: float = 0.5
     retry_max: float = 10.0

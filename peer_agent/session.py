@@ -41,6 +41,8 @@ from signaling.schema import (
     Unpair,
 )
 
+from signaling.ratelimit import TokenBucket
+
 from .config import NodeConfig
 from .errors import InterceptionError, PairingRejected, PeerbeamError, PeerGone, ServerRefused
 from .handshake import HandshakeCompleted, PeerAborted, Role, SecureSession, SignalReceived, abort_envelope
@@ -273,6 +275,11 @@ class PeerSession:
         self.rtt_ms: float | None = None
         self._deliveries: dict[str, asyncio.Future[None]] = {}
         self._ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        # Everything from the network is rate-limited: a device flooding texts or pings gets
+        # an error back and the excess is dropped; the session and this process stay usable.
+        self._inbound = TokenBucket.full(rate=config.inbound_per_second, burst=config.inbound_per_second * 2,
+                                         now=time.monotonic())
+        self._warned_flood = False
         link.on_message = self._on_message
         link.on_message_error = self._on_bad_message  # type: ignore[method-assign]
 
@@ -294,6 +301,14 @@ class PeerSession:
         return self.rtt_ms
 
     def _on_message(self, message: ChannelMessage) -> None:
+        if not self._inbound.take(time.monotonic()):
+            if not self._warned_flood:
+                self._warned_flood = True
+                self._send_quietly(ChannelError(code=ErrorCode.RATE_LIMITED,
+                                                message="Too many messages: some were dropped."))
+                logger.warning("dropping messages from %s: rate limit", self.name)
+            return
+        self._warned_flood = False
         if isinstance(message, Text):
             self.reporter.emit("message", name=self.name, text=message.text, id=message.id, **{"from": self.name})
             self._send_quietly(Delivered(id=message.id))

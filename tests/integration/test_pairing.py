@@ -301,3 +301,19 @@ async def test_embedded_default_agent_runs_its_own_server(lan_pair, tmp_path):
     code, _ = await run_cli(phone, tmp_path / "phone", "send", "--text", "via the embedded server")
     assert code == 0
     await agent.expect("message", text="via the embedded server")
+
+
+async def test_a_flooding_device_is_rate_limited_and_the_session_survives(lan_pair, tmp_path):
+    pc, phone = lan_pair
+    origin = await start_signal(pc, tmp_path)
+    agent, url = await start_agent(pc, tmp_path / "pc", origin)
+    flooder = await phone.spawn([sys.executable, str(HERE / "flood_peer.py"), url, str(tmp_path / "phone"), "2000"],
+                                env={"PYTHONUNBUFFERED": "1"})
+    await flooder.expect("flooded", timeout=30)
+    limited = await flooder.expect("error", timeout=20)
+    assert limited["code"] == "rate_limited"
+    code, _ = await run_cli(phone, tmp_path / "phone", "send", "--text", "after the flood")
+    assert code == 0
+    await agent.expect("message", text="after the flood")
+    received = [e for e in agent.events if e["event"] == "message" and e["text"].startswith("flood ")]
+    assert 0 < len(received) < 1000  # burst of 200 plus the refill, not all 2000
