@@ -18,6 +18,7 @@ ICE servers are always passed explicitly (aiortc adds a public STUN server other
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import re
 from collections.abc import Callable
@@ -48,6 +49,9 @@ from .path import PathInfo, describe_path
 logger = logging.getLogger(__name__)
 
 Role = Literal["initiator", "responder"]
+# The early queue is for the few milliseconds between binding and the session's handler; a
+# peer that fills it then is flooding (each message may be 64 KiB).
+MAX_EARLY_MESSAGES = 64
 _FINGERPRINT = re.compile(r"^a=fingerprint:(\S+) (\S+)\s*$", re.MULTILINE)
 
 
@@ -122,7 +126,10 @@ class RtcLink:
         # Mark a failure as retrieved even when nobody waits for it any more.
         self._bound.add_done_callback(lambda f: None if f.cancelled() else f.exception())
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.on_message: MessageHandler = lambda message: None
+        # Messages that arrive once bound but before the session attaches its handler (the node
+        # is still writing the pairing record) are kept and handed over in order, not dropped.
+        self._handler: MessageHandler | None = None
+        self._early: collections.deque[ChannelMessage] = collections.deque()
         self._closing = False
 
         @self.pc.on("datachannel")
@@ -225,7 +232,28 @@ class RtcLink:
             return
         if isinstance(message, Bind):
             return  # a duplicate; harmless
-        self.on_message(message)
+        if self._handler is None or self._early:
+            if len(self._early) >= MAX_EARLY_MESSAGES:
+                logger.info("dropped a channel message that arrived before the session was ready")
+                return
+            self._early.append(message)
+            return
+        self._handler(message)
+
+    @property
+    def on_message(self) -> MessageHandler | None:
+        return self._handler
+
+    @on_message.setter
+    def on_message(self, handler: MessageHandler | None) -> None:
+        self._handler = handler
+        if self._early:
+            # Soon, not now: the caller is still setting itself up (PeerSession.__init__).
+            asyncio.get_running_loop().call_soon(self._hand_over_early)
+
+    def _hand_over_early(self) -> None:
+        while self._early and self._handler is not None:
+            self._handler(self._early.popleft())
 
     def on_message_error(self, exc: SchemaError) -> None:
         """Hook for the session: tell the peer its message was refused."""

@@ -275,6 +275,7 @@ class PeerSession:
         self.rtt_ms: float | None = None
         self._deliveries: dict[str, asyncio.Future[None]] = {}
         self._ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._unpairing = False
         # Everything from the network is rate-limited: a device flooding texts or pings gets
         # an error back and the excess is dropped; the session and this process stay usable.
         self._inbound = TokenBucket.full(rate=config.inbound_per_second, burst=config.inbound_per_second * 2,
@@ -359,6 +360,9 @@ class PeerSession:
         return message_id
 
     async def unpair(self) -> None:
+        # The other device closes its side as soon as it reads Unpair, often within the pause
+        # below: run() must then still say "unpaired", or the node would start reconnecting.
+        self._unpairing = True
         self._send_quietly(Unpair())
         # Give the message a moment to leave before the channel closes; the receipt of the
         # close itself is not needed.
@@ -380,6 +384,8 @@ class PeerSession:
         try:
             waiters: set[asyncio.Future[Any]] = {self._ended, link_closed, self.dialogue.fatal}
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if self._unpairing:
+                return "unpaired"
             if self._ended.done():
                 return self._ended.result()
             if self.dialogue.fatal.done():

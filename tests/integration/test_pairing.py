@@ -112,6 +112,8 @@ async def test_qr_pairing_text_both_ways_devices_and_unpair(lan_pair, tmp_path):
     for host, home in ((pc, "pc"), (phone, "phone")):
         code, events = await run_cli(host, tmp_path / home, "devices")
         assert [e for e in events if e["event"] == "device"] == []
+    # The side that unpaired does not take the agent's goodbye for a drop: no reconnect attempt.
+    assert not [e for e in joiner.events if e["event"] in ("disconnected", "waiting")]
 
 
 async def test_reconnect_without_qr_and_after_the_agent_is_killed(lan_pair, tmp_path):
