@@ -116,7 +116,7 @@ class Node:
             await signal.send(PairCreate(name=self.config.name))
             created = await signal.expect_one(PairCreated, timeout=10)
             secret = new_secret()
-            self._show_qr(origin, created, secret)
+            await self._show_qr(origin, created, secret)
             joined = await self._wait_for_join(signal, origin, created, secret)
             self.reporter.emit("joined", name=joined.name, side="agent")
             dialogue = Dialogue(
@@ -161,7 +161,7 @@ class Node:
                 # The token is about to expire: a fresh one for the same room, a fresh QR.
                 await signal.send(PairRefresh())
                 created = await signal.expect_one(PairCreated, timeout=10)
-                self._show_qr(origin, created, secret)
+                await self._show_qr(origin, created, secret)
                 continue
             if isinstance(msg, JoinRefused):
                 self._report_refused_join(msg)
@@ -172,13 +172,15 @@ class Node:
     def _report_refused_join(self, msg: JoinRefused) -> None:
         self.reporter.emit("join_refused", code=str(msg.code), message=msg.message)
 
-    def _show_qr(self, origin: str, created: PairCreated, secret: bytes) -> None:
+    async def _show_qr(self, origin: str, created: PairCreated, secret: bytes) -> None:
         url = PairingLink(origin=origin, token=created.token, secret=secret,
                           agent_key=public_bytes(self.identity)).to_url()
+        # Drawing the images costs ~30 ms of CPU: off the event loop, so that live sessions
+        # do not stall every time the QR is refreshed.
         if self.config.qr_png:
-            qr.write_png(url, self.config.qr_png)
+            await asyncio.to_thread(qr.write_png, url, self.config.qr_png)
         if self.config.qr_svg:
-            qr.write_svg(url, self.config.qr_svg)
+            await asyncio.to_thread(qr.write_svg, url, self.config.qr_svg)
         self.reporter.emit("qr", url=url, expires_at=created.expires_at,
                            png=str(self.config.qr_png or ""), svg=str(self.config.qr_svg or ""))
         if not isinstance(self.reporter, JsonReporter):

@@ -14,6 +14,7 @@ from signaling.schema import (
     MAX_FRAME_BYTES,
     ClientMessage,
     Error,
+    ErrorCode,
     ServerMessage,
     SchemaError,
     decode_server,
@@ -49,6 +50,18 @@ class SignalClient:
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=timeout))
         try:
             ws = await session.ws_connect(url, heartbeat=5.0, max_msg_size=MAX_FRAME_BYTES, autoping=True)
+        except aiohttp.WSServerHandshakeError as exc:
+            await session.close()
+            if exc.status in (429, 503):
+                # The server answered, and said "not now": not an unreachable server.
+                raise ServerRefused(
+                    "The signaling server is refusing new connections from this address for now "
+                    "(too many at once). peerbeam retries; if it persists, close other sessions.",
+                    code=ErrorCode.RATE_LIMITED,
+                ) from None
+            raise ServerUnreachable(
+                f"The signaling server at {origin} refused the connection (HTTP {exc.status})."
+            ) from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             await session.close()
             raise ServerUnreachable(

@@ -51,7 +51,9 @@ class ServerConfig:
     shutdown_timeout: float = 2.0
 
     # ---- rate limits per client IP (token buckets: the per-minute amount is also the burst) ----
-    max_sockets_per_ip: int = 16
+    # An agent holds one waiting rendezvous socket per offline paired device (plus one for its
+    # QR), and a small office may share one NAT address: room for that, not for a flood.
+    max_sockets_per_ip: int = 64
     max_sockets: int = 10_000
     connections_per_minute: float = 60.0
     # pair.create + pair.refresh. An agent refreshes about once per token_ttl.
