@@ -29,6 +29,10 @@ MAX_TEXT_CHARS: Final = 16 * 1024
 # A relayed envelope is a Noise message (≤ 65535 bytes by Noise rev 34 §3) plus a kind byte;
 # base64 in JSON must still fit a 64 KiB frame, so cap the raw bytes well below that.
 MAX_RELAY_BYTES: Final = 46 * 1024
+# Files: a name as most file systems allow it (255), and a size bound that keeps offsets and
+# progress well inside a u64 and any sane disk.
+MAX_FILE_NAME_CHARS: Final = 255
+MAX_FILE_BYTES: Final = 64 * 1024**3
 
 
 class ErrorCode(enum.StrEnum):
@@ -52,6 +56,11 @@ class ErrorCode(enum.StrEnum):
     CONNECT_TIMEOUT = "connect_timeout"
     SERVER_UNREACHABLE = "server_unreachable"
     INTERNAL = "internal"
+    # transfers
+    BAD_FRAME = "bad_frame"
+    HASH_MISMATCH = "hash_mismatch"
+    DISK_FULL = "disk_full"
+    UNKNOWN_TRANSFER = "unknown_transfer"
 
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
@@ -59,6 +68,13 @@ Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 B64Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
 RelayBytes = Annotated[bytes, msgspec.Meta(max_length=MAX_RELAY_BYTES)]
 Sentence = Annotated[str, msgspec.Meta(max_length=1024)]
+# 8 random bytes in lower-case hex: the same id travels raw in every binary frame header.
+TransferId = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{16}$")]
+FileName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_FILE_NAME_CHARS)]
+FileSize = Annotated[int, msgspec.Meta(ge=0, le=MAX_FILE_BYTES)]
+Sha256Hex = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+# RFC 6838 §4.2 restricted names, type/subtype, each ≤ 127 characters.
+Mime = Annotated[str, msgspec.Meta(max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")]
 
 
 # frozen=True is repeated on every subclass: msgspec inherits it anyway, but mypy's
@@ -257,7 +273,75 @@ class ChannelError(_Base, tag="error", frozen=True):
     message: Sentence
 
 
-ChannelMessage = Bind | Text | Delivered | Ping | Pong | Unpair | ChannelError
+# Files (DESIGN "What flows once connected"): the control half of a transfer. The bytes travel
+# as binary frames on the same channel (peer_agent/frames.py); the receiver answers an offer
+# with the offset it already holds, which is how a transfer resumes after a reconnect.
+
+
+class TransferOffer(_Base, tag="transfer.offer", frozen=True):
+    """The sender proposes a file. ``name`` is only a suggestion: the receiver reduces it."""
+
+    id: TransferId
+    name: FileName
+    size: FileSize
+    sha256: Sha256Hex
+    mime: Mime | None = None
+
+
+class TransferAccept(_Base, tag="transfer.accept", frozen=True):
+    """The receiver wants the file from ``offset`` on (the bytes it already has: resume)."""
+
+    id: TransferId
+    offset: FileSize
+
+
+class TransferReject(_Base, tag="transfer.reject", frozen=True):
+    id: TransferId
+    message: Sentence
+
+
+class TransferProgress(_Base, tag="transfer.progress", frozen=True):
+    """Receiver to sender, throttled: bytes written so far (resumed prefix included)."""
+
+    id: TransferId
+    received: FileSize
+
+
+class TransferCancel(_Base, tag="transfer.cancel", frozen=True):
+    """Either side stops the transfer; the receiver removes its partial file."""
+
+    id: TransferId
+    message: Sentence
+
+
+class TransferDone(_Base, tag="transfer.done", frozen=True):
+    """The receiver verified the sha-256 and the file now has its final name."""
+
+    id: TransferId
+
+
+class TransferFailure(_Base, tag="transfer.failed", frozen=True):
+    id: TransferId
+    code: ErrorCode
+    message: Sentence
+
+
+ChannelMessage = (
+    Bind
+    | Text
+    | Delivered
+    | Ping
+    | Pong
+    | Unpair
+    | ChannelError
+    | TransferOffer
+    | TransferAccept
+    | TransferReject
+    | TransferProgress
+    | TransferCancel
+    | TransferDone
+    | TransferFailure
+)
 
 
 # ---- codecs ----------------------------------------------------------------------------------

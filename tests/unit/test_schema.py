@@ -39,6 +39,14 @@ SAMPLES: list[tuple[msgspec.Struct, object]] = [
     (s.Pong(id=1, sent_at=2.0), s.decode_channel),
     (s.Unpair(), s.decode_channel),
     (s.ChannelError(code=s.ErrorCode.BAD_MESSAGE, message="no"), s.decode_channel),
+    (s.TransferOffer(id="0123456789abcdef", name="photo ✓.jpg", size=1234, sha256="ab" * 32, mime="image/jpeg"),
+     s.decode_channel),
+    (s.TransferAccept(id="0123456789abcdef", offset=1000), s.decode_channel),
+    (s.TransferReject(id="0123456789abcdef", message="no thanks"), s.decode_channel),
+    (s.TransferProgress(id="0123456789abcdef", received=500), s.decode_channel),
+    (s.TransferCancel(id="0123456789abcdef", message="stopped"), s.decode_channel),
+    (s.TransferDone(id="0123456789abcdef"), s.decode_channel),
+    (s.TransferFailure(id="0123456789abcdef", code=s.ErrorCode.HASH_MISMATCH, message="bad"), s.decode_channel),
 ]
 
 
@@ -107,3 +115,37 @@ def test_decoders_raise_only_schema_errors(frame):
             decode(frame)
         except s.SchemaError:
             pass
+
+
+_OFFER = {"t": "transfer.offer", "id": "0123456789abcdef", "name": "a.txt", "size": 1, "sha256": "0" * 64}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"id": "0123456789ABCDEF"},  # upper case: the id is lower-case hex only
+        {"id": "0123456789abcde"},  # 15 digits, not 8 bytes
+        {"id": "../../etc/passwd0"},
+        {"name": ""},
+        {"name": "n" * (s.MAX_FILE_NAME_CHARS + 1)},
+        {"size": -1},
+        {"size": s.MAX_FILE_BYTES + 1},
+        {"sha256": "0" * 63},
+        {"sha256": "g" * 64},
+        {"mime": "text"},
+        {"mime": "text/html\r\nX-Evil: 1"},
+        {"extra": 1},
+    ],
+)
+def test_transfer_offer_caps(change):
+    with pytest.raises(s.SchemaError) as info:
+        s.decode_channel(json.dumps({**_OFFER, **change}))
+    assert info.value.code == s.ErrorCode.BAD_MESSAGE
+    assert s.decode_channel(json.dumps(_OFFER)) == s.TransferOffer(id=_OFFER["id"], name="a.txt", size=1,
+                                                                    sha256="0" * 64)
+
+
+def test_transfer_accept_offset_capped():
+    with pytest.raises(s.SchemaError):
+        s.decode_channel(json.dumps({"t": "transfer.accept", "id": "0123456789abcdef",
+                                     "offset": s.MAX_FILE_BYTES + 1}))
