@@ -52,6 +52,12 @@ Role = Literal["initiator", "responder"]
 # The early queue is for the few milliseconds between binding and the session's handler; a
 # peer that fills it then is flooding (each message may be 64 KiB).
 MAX_EARLY_MESSAGES = 64
+# Flow control for bulk frames: stop writing above HIGH buffered bytes, resume when aiortc
+# says the buffer fell to LOW (W3C RTCDataChannel bufferedAmountLowThreshold). Enough in
+# flight to keep SCTP busy, little enough that a cancel or a text is not stuck behind
+# seconds of queued data.
+BUFFER_HIGH = 1024 * 1024
+BUFFER_LOW = 256 * 1024
 _FINGERPRINT = re.compile(r"^a=fingerprint:(\S+) (\S+)\s*$", re.MULTILINE)
 
 
@@ -130,6 +136,10 @@ class RtcLink:
         # is still writing the pairing record) are kept and handed over in order, not dropped.
         self._handler: MessageHandler | None = None
         self._early: collections.deque[ChannelMessage] = collections.deque()
+        # Binary data frames (file chunks) go to this handler; JSON text to on_message.
+        self.on_frame: Callable[[bytes], None] | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
         self._closing = False
 
         @self.pc.on("datachannel")
@@ -188,6 +198,11 @@ class RtcLink:
 
     def _attach(self, channel: RTCDataChannel) -> None:
         self._channel = channel
+        channel.bufferedAmountLowThreshold = BUFFER_LOW
+
+        @channel.on("bufferedamountlow")
+        def on_low() -> None:
+            self._writable.set()
 
         @channel.on("open")
         def on_open() -> None:
@@ -199,6 +214,7 @@ class RtcLink:
 
         @channel.on("close")
         def on_close() -> None:
+            self._writable.set()  # wake writers so they see the close
             self._set_closed("channel closed")
 
         if channel.readyState == "open":
@@ -217,6 +233,15 @@ class RtcLink:
     def _receive(self, data: str | bytes) -> None:
         if len(data) > MAX_FRAME_BYTES:
             self._fail(PeerbeamError("The other device sent a message over 64 KiB.", code=ErrorCode.FRAME_TOO_LARGE))
+            return
+        if isinstance(data, bytes):
+            # Binary frames are file data: never before the binding MAC, never parsed as JSON.
+            if not self._bound.done():
+                self._fail(InterceptionError())
+            elif self.on_frame is None:
+                logger.info("dropped a data frame: no transfer is running")
+            else:
+                self.on_frame(data)
             return
         try:
             message = decode_channel(data)
@@ -313,6 +338,30 @@ class RtcLink:
             raise PeerbeamError("The connection is closed.", code=ErrorCode.PEER_GONE)
         self._channel.send(data.decode())
 
+    def send_frame(self, frame: bytes) -> None:
+        """One binary frame (≤ 64 KiB). Callers pace themselves with ``wait_writable``."""
+        if not self._bound.done() or self._bound.exception() is not None:
+            raise RuntimeError("channel not bound")
+        if len(frame) > MAX_FRAME_BYTES:
+            raise ValueError("frame over 64 KiB")
+        assert self._channel is not None
+        if self._channel.readyState != "open":
+            raise PeerbeamError("The connection is closed.", code=ErrorCode.PEER_GONE)
+        self._channel.send(frame)
+        if self._channel.bufferedAmount > BUFFER_HIGH:
+            self._writable.clear()
+
+    async def wait_writable(self) -> None:
+        """Until the send buffer has drained below the low mark (or the channel closed)."""
+        while not self._writable.is_set():
+            await self._writable.wait()
+        if self.closed.done():
+            raise PeerbeamError("The connection closed during the transfer.", code=ErrorCode.PEER_GONE)
+
+    @property
+    def buffered_amount(self) -> int:
+        return self._channel.bufferedAmount if self._channel is not None else 0
+
     def path(self) -> PathInfo | None:
         return describe_path(self.pc)
 
@@ -320,5 +369,6 @@ class RtcLink:
         if self._closing:
             return
         self._closing = True
+        self._writable.set()
         self._set_closed("closed")
         await self.pc.close()
