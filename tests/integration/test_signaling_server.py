@@ -327,8 +327,8 @@ async def test_turn_credentials_in_every_validated_answer(
 ) -> None:
     server = await start(
         turn_secret="coturn-static-auth-secret",
-        turn_urls=("turn:192.0.2.10:3478?transport=udp",),
-        stun_urls=("stun:192.0.2.10:3478",),
+        turn_urls=("turn:198.51.100.10:3478?transport=udp",),
+        stun_urls=("stun:198.51.100.10:3478",),
         turn_ttl=600.0,
     )
     agent = await connect(server)
@@ -347,8 +347,8 @@ async def test_turn_credentials_in_every_validated_answer(
     now = time.time()
     for servers in (created.ice_servers, joined.ice_servers, matched.ice_servers):
         stun, turn = servers
-        assert stun.urls == ["stun:192.0.2.10:3478"] and stun.username is None
-        assert turn.urls == ["turn:192.0.2.10:3478?transport=udp"]
+        assert stun.urls == ["stun:198.51.100.10:3478"] and stun.username is None
+        assert turn.urls == ["turn:198.51.100.10:3478?transport=udp"]
         assert turn.username is not None and turn.credential is not None
         expiry = int(turn.username.split(":", 1)[0])
         assert now + 590 < expiry <= now + 602

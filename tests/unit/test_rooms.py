@@ -26,7 +26,7 @@ from signaling.schema import (
 )
 
 AGENT, PHONE, THIRD, FOURTH = 1, 2, 3, 4
-ICE = [IceServer(urls=["stun:stun.example.test:3478"])]
+ICE = [IceServer(urls=["stun:198.51.100.1:3478"])]
 
 
 def _ids() -> itertools.count[int]:

@@ -146,14 +146,14 @@ def test_turn_credentials_are_coturn_rest_credentials() -> None:
 def test_ice_servers_stun_plain_turn_with_fresh_credentials() -> None:
     assert ice_servers(ServerConfig(), now=0) == []
     config = ServerConfig(
-        stun_urls=("stun:192.0.2.1:3478",),
-        turn_urls=("turn:192.0.2.1:3478?transport=udp", "turns:192.0.2.1:5349"),
+        stun_urls=("stun:198.51.100.1:3478",),
+        turn_urls=("turn:198.51.100.1:3478?transport=udp", "turns:198.51.100.1:5349"),
         turn_secret="k",
         turn_ttl=600,
     )
     stun, turn = ice_servers(config, now=100.0)
     assert (
-        stun.urls == ["stun:192.0.2.1:3478"] and stun.username is None and stun.credential is None
+        stun.urls == ["stun:198.51.100.1:3478"] and stun.username is None and stun.credential is None
     )
     assert turn.urls == list(config.turn_urls)
     assert turn.username is not None and turn.credential is not None
@@ -173,7 +173,7 @@ def test_ice_servers_stun_plain_turn_with_fresh_credentials() -> None:
         {"auth_deadline": 0},
         {"port": 70000},
         {"max_protocol_errors": 0},
-        {"turn_urls": ("turn:192.0.2.1",)},
+        {"turn_urls": ("turn:198.51.100.1",)},
         {"token_keys": {1: b"k" * 32}, "token_kid": 2},
     ],
 )
