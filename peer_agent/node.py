@@ -341,9 +341,7 @@ class Node:
                 continue
             backoff = self.config.retry_min
             deadline = None  # once connected, a later drop retries for as long as we run
-            await self._run_session(session)
-            if session.peer_key not in {r.peer_key for r in self.book.load()}:
-                return
+            await self._run_session(session)  # the loop condition sees an unpairing
 
     async def _rendezvous(self, record: PairingRecord, timeout: float | None) -> PeerSession:
         origin = record.server or self.config.server

@@ -138,6 +138,8 @@ class RtcLink:
         self._early: collections.deque[ChannelMessage] = collections.deque()
         # Binary data frames (file chunks) go to this handler; JSON text to on_message.
         self.on_frame: Callable[[bytes], None] | None = None
+        # Told when a message after binding does not fit the schema (the session answers it).
+        self.on_refused: Callable[[SchemaError], None] | None = None
         self._writable = asyncio.Event()
         self._writable.set()
         self._closing = False
@@ -250,7 +252,8 @@ class RtcLink:
                 self._fail(InterceptionError())
                 return
             logger.info("dropped a channel message that does not fit the schema (%s)", exc.code)
-            self.on_message_error(exc)
+            if self.on_refused is not None:
+                self.on_refused(exc)
             return
         if not self._bound.done():
             self._check_bind(message)
@@ -279,9 +282,6 @@ class RtcLink:
     def _hand_over_early(self) -> None:
         while self._early and self._handler is not None:
             self._handler(self._early.popleft())
-
-    def on_message_error(self, exc: SchemaError) -> None:
-        """Hook for the session: tell the peer its message was refused."""
 
     def _check_bind(self, message: ChannelMessage) -> None:
         if not isinstance(message, Bind) or self._local_fp is None or self._remote_fp is None:

@@ -36,6 +36,7 @@ from signaling.schema import (
     Ping,
     Pong,
     Relay,
+    SchemaError,
     Sdp,
     Text,
     Unpair,
@@ -273,7 +274,8 @@ class PeerSession:
         self._ping_ids = itertools.count(1)
         self._last_pong = time.monotonic()
         self.rtt_ms: float | None = None
-        self._deliveries: dict[str, asyncio.Future[None]] = {}
+        self._deliveries: dict[str, asyncio.Future[None]] = {}  # text id -> its receipt
+        self._pings: dict[int, asyncio.Future[None]] = {}  # ping id -> its pong
         self._ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._unpairing = False
         # Everything from the network is rate-limited: a device flooding texts or pings gets
@@ -282,7 +284,7 @@ class PeerSession:
                                          now=time.monotonic())
         self._warned_flood = False
         link.on_message = self._on_message
-        link.on_message_error = self._on_bad_message  # type: ignore[method-assign]
+        link.on_refused = self._on_bad_message
 
     def path_fields(self) -> dict[str, Any]:
         info = self.link.path()
@@ -295,7 +297,7 @@ class PeerSession:
         """One ping round trip, so the path we show comes with a real round-trip time."""
         ping_id = next(self._ping_ids)
         waiter = asyncio.get_running_loop().create_future()
-        self._deliveries[f"ping{ping_id}"] = waiter
+        self._pings[ping_id] = waiter
         self.link.send(Ping(id=ping_id, sent_at=time.monotonic()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiter, timeout)
@@ -322,7 +324,7 @@ class PeerSession:
         elif isinstance(message, Pong):
             self._last_pong = time.monotonic()
             self.rtt_ms = (time.monotonic() - message.sent_at) * 1000
-            waiter = self._deliveries.pop(f"ping{message.id}", None)
+            waiter = self._pings.pop(message.id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
         elif isinstance(message, Unpair):
@@ -334,7 +336,7 @@ class PeerSession:
             self.reporter.emit("error", code=str(message.code), message=f"{self.name}: {message.message}",
                                name=self.name, remote=True)
 
-    def _on_bad_message(self, exc: Any) -> None:
+    def _on_bad_message(self, exc: SchemaError) -> None:
         self._send_quietly(ChannelError(code=exc.code, message="A message was refused: it does not fit the schema."))
 
     def _send_quietly(self, message: ChannelMessage) -> None:
@@ -397,7 +399,7 @@ class PeerSession:
 
     async def close(self) -> None:
         self._end("closed")
-        for waiter in self._deliveries.values():
+        for waiter in [*self._deliveries.values(), *self._pings.values()]:
             if not waiter.done():
                 waiter.cancel()
         await self.link.close()

@@ -133,16 +133,12 @@ async def test_reconnect_without_qr_and_after_the_agent_is_killed(lan_pair, tmp_
     # Kill the agent without a chance to say goodbye; the peer notices and waits for it.
     agent.kill_now()
     await peer.expect("disconnected", name="Desk PC", timeout=30)
-    agent2, _ = await start_agent(pc, tmp_path / "pc", first_server(tmp_path, pc))
+    agent2, _ = await start_agent(pc, tmp_path / "pc", f"http://{pc.address}:{PORT}")
     await peer.expect("connected", name="Desk PC", timeout=40)
     await agent2.expect("connected", name="Test Phone")
     code, _ = await run_cli(pc, tmp_path / "pc", "send", "--text", "the agent is back")
     assert code == 0
     await peer.expect("message", text="the agent is back")
-
-
-def first_server(tmp: Path, pc: Host) -> str:
-    return f"http://{pc.address}:{PORT}"
 
 
 async def test_replayed_qr_is_refused_and_the_agent_is_told(lan_pair, tmp_path):

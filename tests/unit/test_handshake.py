@@ -145,7 +145,6 @@ def test_pairing_message_cannot_be_replayed_as_reconnect():
 def test_abort_envelope_and_garbage():
     agent, phone, *_ = pair_sessions()
     assert agent.receive(abort_envelope("interception")) == ([], [PeerAborted("interception")])
-    agent, phone, *_ = pair_sessions()
     for junk in (b"", b"\x09abc", b"\x02" + b"x" * 40):
         fresh, *_ = pair_sessions()
         with pytest.raises(InterceptionError):
