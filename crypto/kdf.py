@@ -79,6 +79,16 @@ def lan_tag(pair_secret: bytes, epoch: int) -> bytes:
     return mac[:LAN_TAG_LEN]
 
 
+def transfer_id(pair_secret: bytes, sha256_hex: str, size: int, name: str) -> bytes:
+    """8 bytes naming one file sent within one pairing: the same file, offered again after a
+    reconnect or a restart of the sender, gets the same id, which is how the receiver finds the
+    partial file it kept and resumes (issue 3). Derived, not random, and keyed, so the id says
+    nothing about the file to anyone without the pair secret."""
+    _require_secret(pair_secret, "a pair secret")
+    context = bytes.fromhex(sha256_hex) + _u64(size) + name.encode("utf-8")
+    return derive_key(pair_secret, "transfer id", 8, context=context)
+
+
 def comparison_code(handshake_hash: bytes) -> str:
     """Six decimal digits both users may compare (DESIGN "Pairing" step 4).
 

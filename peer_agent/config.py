@@ -33,6 +33,14 @@ def default_name(home: Path | None = None) -> str:
     return (socket.gethostname() or "peerbeam")[:64]
 
 
+def default_downloads() -> Path:
+    """Where received files land: $PEERBEAM_DOWNLOADS, else the user's Downloads folder."""
+    env = os.environ.get("PEERBEAM_DOWNLOADS")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_downloads_dir())
+
+
 def remember_name(home: Path, name: str) -> None:
     """Keep an explicit --name, so that later reconnects introduce the device the same way."""
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -46,7 +54,18 @@ class NodeConfig:
     device: DeviceKind = "pc"
     # Signaling origin, e.g. "http://192.0.2.1:8443". None on the agent = embedded server.
     server: str | None = None
+    # Pairings on the agent, and incoming files everywhere, are accepted without asking.
     auto_accept: bool = False
+    downloads: Path = field(default_factory=default_downloads)
+    # A transfer whose sender goes quiet this long (while the channel still answers pings) is
+    # stopped; its partial file stays for a resume.
+    stall_timeout: float = 30.0
+    # How long a receiver has to answer a file offer before the sender gives up.
+    offer_timeout: float = 300.0
+    # `peerbeam send` waits this long for the device to come back after a drop, then resumes.
+    resume_wait: float = 120.0
+    # The agent answers pulls only while active: it goes inactive after this much idle time.
+    idle_timeout: float = 2 * 3600.0
     # From "the other side answered the handshake" to "the data channel is open and bound".
     # aioice alone takes ~64 s to give up (DESIGN: facts about this machine); users want an
     # answer sooner, with a sentence saying what to try.

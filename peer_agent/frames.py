@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from signaling.schema import MAX_FILE_BYTES, MAX_FRAME_BYTES, ErrorCode
+from signaling.schema import MAX_FILE_BYTES, MAX_FRAME_BYTES, MAX_THUMB_BYTES, ErrorCode
 
 from .errors import PeerbeamError
 
@@ -32,6 +32,7 @@ VERSION: Final = 1
 _HEADER = struct.Struct(">BB8sQ")
 HEADER_BYTES: Final = _HEADER.size
 MAX_PAYLOAD_BYTES: Final = MAX_FRAME_BYTES - HEADER_BYTES
+assert MAX_PAYLOAD_BYTES == MAX_THUMB_BYTES  # a page thumbnail travels as exactly one frame
 TRANSFER_ID_BYTES: Final = 8
 
 

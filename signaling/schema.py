@@ -61,6 +61,13 @@ class ErrorCode(enum.StrEnum):
     HASH_MISMATCH = "hash_mismatch"
     DISK_FULL = "disk_full"
     UNKNOWN_TRANSFER = "unknown_transfer"
+    STALLED = "stalled"
+    # pages
+    INACTIVE = "inactive"
+    NO_PAGE = "no_page"
+    BAD_SCHEME = "bad_scheme"
+    NOT_HTML = "not_html"
+    PAGE_UNREACHABLE = "page_unreachable"
 
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
@@ -326,6 +333,53 @@ class TransferFailure(_Base, tag="transfer.failed", frozen=True):
     message: Sentence
 
 
+# Pages (DESIGN "Page capture and thumbnails"): a card is one ``page.push`` naming its
+# thumbnails; each thumbnail's bytes follow as exactly one binary frame (peer_agent/frames.py)
+# whose id is the thumbnail's id, so a thumbnail is at most one frame's payload.
+MAX_THUMBNAILS: Final = 41  # 40 images and an optional screenshot of the visible tab
+MAX_URL_CHARS: Final = 8192
+MAX_THUMB_BYTES: Final = MAX_FRAME_BYTES - 18  # the frame header is 18 bytes
+HttpUrl = Annotated[str, msgspec.Meta(max_length=MAX_URL_CHARS, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://")]
+Pixels = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+
+
+class PageThumb(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    id: TransferId
+    kind: Literal["image", "screenshot"] = "image"
+    mime: Literal["image/webp", "image/jpeg"]
+    width: Annotated[int, msgspec.Meta(ge=1, le=4096)]
+    height: Annotated[int, msgspec.Meta(ge=1, le=4096)]
+    natural_width: Pixels
+    natural_height: Pixels
+    size: Annotated[int, msgspec.Meta(ge=1, le=MAX_THUMB_BYTES)]
+    sha256: Sha256Hex
+    source: Annotated[str, msgspec.Meta(max_length=MAX_URL_CHARS)] | None = None
+
+
+class PagePush(_Base, tag="page.push", frozen=True):
+    """A page card: what the PC shows. ``pull`` names the ``page.pull`` this answers, if any."""
+
+    id: TransferId
+    url: HttpUrl
+    title: Annotated[str, msgspec.Meta(max_length=1024)]
+    thumbs: Annotated[list[PageThumb], msgspec.Meta(max_length=MAX_THUMBNAILS)]
+    pull: B64Id | None = None
+
+
+class PagePull(_Base, tag="page.pull", frozen=True):
+    """The phone asks for the page the PC shows now; answered by ``page.push`` or ``page.refused``."""
+
+    id: B64Id
+
+
+class PageRefused(_Base, tag="page.refused", frozen=True):
+    """No card for that pull: ``inactive`` (the agent sleeps until the user wakes it), ``no_page``..."""
+
+    pull: B64Id
+    code: ErrorCode
+    message: Sentence
+
+
 ChannelMessage = (
     Bind
     | Text
@@ -341,6 +395,9 @@ ChannelMessage = (
     | TransferCancel
     | TransferDone
     | TransferFailure
+    | PagePush
+    | PagePull
+    | PageRefused
 )
 
 
