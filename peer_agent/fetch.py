@@ -75,6 +75,7 @@ class PageFetchError(PeerbeamError):
 
     def __init__(self, reason: FetchCode, detail: str) -> None:
         self.reason = reason
+        self.detail = detail
         super().__init__(f"The page could not be fetched ({reason}): {detail}")
 
 
