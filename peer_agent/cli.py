@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import re
 import signal
 import socket
 import sys
@@ -34,12 +36,12 @@ logger = logging.getLogger(__name__)
 def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run on uvloop where available (≈1.7× the data-channel throughput, DESIGN); SIGTERM and
     Ctrl-C close everything in order instead of dying mid-write."""
-    try:
-        import uvloop
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if not os.environ.get("PEERBEAM_NO_UVLOOP"):  # the benchmarks compare both loops
+        with contextlib.suppress(ImportError):
+            import uvloop
 
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
-    except ImportError:
-        loop_factory = None
+            loop_factory = uvloop.new_event_loop
 
     async def guarded() -> int:
         task = asyncio.current_task()
@@ -148,6 +150,11 @@ def signal_cmd(ctx: Ctx, host: str, port: int, token_ttl: float, turn_secret: st
     sys.exit(_run(main))
 
 
+def _downloads_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--downloads", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help="Folder for received files (default: $PEERBEAM_DOWNLOADS or your Downloads).")(f)
+
+
 def _node_config(ctx: Ctx, **changes: Any) -> NodeConfig:
     if changes.get("name"):
         remember_name(ctx.home, changes["name"])
@@ -163,20 +170,24 @@ def _node_config(ctx: Ctx, **changes: Any) -> NodeConfig:
 @click.option("--port", default=8443, show_default=True, type=int, help="Embedded server: port.")
 @click.option("--advertise", default=None, help="Embedded server: address put in the QR (default: the LAN address).")
 @click.option("--name", default=None, help="This device's name as others see it.")
-@click.option("--auto-accept", is_flag=True, help="Accept pairings without asking (scripts, tests).")
+@click.option("--auto-accept", is_flag=True, help="Accept pairings and incoming files without asking.")
 @click.option("--qr-png", type=click.Path(path_type=Path), default=None, help="Also write the QR as PNG here.")
 @click.option("--qr-svg", type=click.Path(path_type=Path), default=None, help="Also write the QR as SVG here.")
 @click.option("--connect-timeout", type=float, default=None, help="Seconds to open a connection before giving up.")
+@click.option("--idle-timeout", type=float, default=None,
+              help="Seconds without use before the agent stops answering pulls (default 7200).")
+@_downloads_option
 @_json_option
 @pass_ctx
 def agent(ctx: Ctx, server: str | None, host: str, port: int, advertise: str | None, name: str | None,
-          auto_accept: bool, qr_png: Path | None, qr_svg: Path | None, connect_timeout: float | None) -> None:
+          auto_accept: bool, qr_png: Path | None, qr_svg: Path | None, connect_timeout: float | None,
+          idle_timeout: float | None, downloads: Path | None) -> None:
     """The PC agent: shows a pairing QR and keeps paired devices connected."""
     home = ctx.home
     config = _node_config(
         ctx, server=server, name=name, auto_accept=auto_accept,
         qr_png=qr_png or home / "pairing-qr.png", qr_svg=qr_svg or home / "pairing-qr.svg",
-        connect_timeout=connect_timeout,
+        connect_timeout=connect_timeout, idle_timeout=idle_timeout, downloads=downloads,
     )
 
     async def main() -> int:
@@ -215,16 +226,20 @@ def agent(ctx: Ctx, server: str | None, host: str, port: int, advertise: str | N
 @click.argument("link")
 @click.option("--name", default=None, help="This device's name as the agent sees it.")
 @click.option("--connect-timeout", type=float, default=None)
+@click.option("--auto-accept", is_flag=True, help="Accept incoming files without asking.")
+@_downloads_option
 @_json_option
 @pass_ctx
-def join(ctx: Ctx, link: str, name: str | None, connect_timeout: float | None) -> None:
+def join(ctx: Ctx, link: str, name: str | None, connect_timeout: float | None, auto_accept: bool,
+         downloads: Path | None) -> None:
     """Pair with an agent from its QR link (what a phone camera opens), then stay connected."""
     try:
         parsed = parse_link(link)
     except LinkError as exc:
         ctx.reporter.emit("error", code=exc.code, message=exc.message)
         sys.exit(2)
-    config = _node_config(ctx, name=name, device="cli", connect_timeout=connect_timeout)
+    config = _node_config(ctx, name=name, device="cli", connect_timeout=connect_timeout, auto_accept=auto_accept,
+                          downloads=downloads)
 
     async def main() -> int:
         node = Node(config, ctx.reporter)
@@ -246,11 +261,15 @@ def join(ctx: Ctx, link: str, name: str | None, connect_timeout: float | None) -
 @click.option("--timeout", type=float, default=30.0, show_default=True,
               help="Give up if the device is not reached within this many seconds.")
 @click.option("--connect-timeout", type=float, default=None)
+@click.option("--auto-accept", is_flag=True, help="Accept incoming files without asking.")
+@_downloads_option
 @_json_option
 @pass_ctx
-def connect(ctx: Ctx, name: str, timeout: float, connect_timeout: float | None) -> None:
+def connect(ctx: Ctx, name: str, timeout: float, connect_timeout: float | None, auto_accept: bool,
+            downloads: Path | None) -> None:
     """Reconnect to a paired device (no QR), then stay connected and reconnect after drops."""
-    config = _node_config(ctx, device="cli", connect_timeout=connect_timeout)
+    config = _node_config(ctx, device="cli", connect_timeout=connect_timeout, auto_accept=auto_accept,
+                          downloads=downloads)
 
     async def main() -> int:
         node = Node(config, ctx.reporter)
@@ -271,23 +290,121 @@ def connect(ctx: Ctx, name: str, timeout: float, connect_timeout: float | None) 
     sys.exit(_run(main))
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _control_error(ctx: Ctx, reply: dict[str, Any]) -> int:
+    ctx.reporter.emit("error", code=reply.get("code", "internal"), message=reply.get("message", ""))
+    return 1
+
+
 @cli.command()
-@click.option("--text", "text", required=True, help="The text to send.")
+@click.argument("targets", nargs=-1)
+@click.option("--text", "text", default=None, help="Send this text.")
 @click.option("--to", "to", default=None, help="The paired device's name (needed when several are connected).")
 @_json_option
 @pass_ctx
-def send(ctx: Ctx, text: str, to: str | None) -> None:
-    """Send text to a connected device, through the running agent or peer."""
+def send(ctx: Ctx, targets: tuple[str, ...], text: str | None, to: str | None) -> None:
+    """Send files, a web page (http/https URL) or --text to a connected device.
+
+    Goes through the running agent or peer. Ctrl-C cancels a file transfer on both sides;
+    after a dropped connection the transfer resumes where it stopped.
+    """
+    if text is None and not targets:
+        raise click.UsageError("Give files, a URL, or --text.")
+    urls = [t for t in targets if _URL.match(t) and not Path(t).exists()]
+    files = [t for t in targets if t not in urls]
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        ctx.reporter.emit("error", code="bad_message", message=f"Not a file: {missing[0]}")
+        sys.exit(2)
+    sock = ctx.home / "control.sock"
 
     async def main() -> int:
         try:
-            reply = await control.request(ctx.home / "control.sock", {"cmd": "send_text", "text": text, "to": to})
+            if text is not None:
+                reply = await control.request(sock, {"cmd": "send_text", "text": text, "to": to})
+                if not reply.get("ok"):
+                    return _control_error(ctx, reply)
+                ctx.reporter.emit("sent", name=reply["name"], id=reply["id"])
+            for url in urls:
+                reply = await control.request(sock, {"cmd": "send_url", "url": url, "to": to}, timeout=120)
+                if not reply.get("ok"):
+                    return _control_error(ctx, reply)
+                ctx.reporter.emit("beamed", **{k: v for k, v in reply.items() if k != "ok"})
+            if files:
+                def show(event: dict[str, Any]) -> None:
+                    ctx.reporter.emit(str(event.pop("event", "event")), **event)
+
+                # No overall timeout: a transfer takes as long as it takes, with progress meanwhile.
+                reply = await control.request(
+                    sock, {"cmd": "send_files", "paths": [str(Path(f).resolve()) for f in files], "to": to},
+                    timeout=None, on_event=show)
+                if not reply.get("ok"):
+                    return _control_error(ctx, reply)
+        except PeerbeamError as exc:
+            return _fail(ctx.reporter, exc)
+        return 0
+
+    sys.exit(_run(main))
+
+
+@cli.command()
+@click.argument("transfer_id", required=False)
+@_json_option
+@pass_ctx
+def cancel(ctx: Ctx, transfer_id: str | None) -> None:
+    """Cancel a running file transfer (all of them without an id), on both sides."""
+
+    async def main() -> int:
+        try:
+            reply = await control.request(ctx.home / "control.sock", {"cmd": "cancel", "id": transfer_id})
         except PeerbeamError as exc:
             return _fail(ctx.reporter, exc)
         if not reply.get("ok"):
-            ctx.reporter.emit("error", code=reply.get("code", "internal"), message=reply.get("message", ""))
-            return 1
-        ctx.reporter.emit("sent", name=reply["name"], id=reply["id"])
+            return _control_error(ctx, reply)
+        ctx.reporter.emit("cancelled", ids=reply["cancelled"],
+                          message=f"Cancelled {len(reply['cancelled'])} transfer(s).")
+        return 0
+
+    sys.exit(_run(main))
+
+
+@cli.command()
+@click.option("--to", "to", default=None, help="The paired PC's name (needed when several are connected).")
+@_json_option
+@pass_ctx
+def pull(ctx: Ctx, to: str | None) -> None:
+    """Ask the paired PC for the page it shows now; the card is saved with the downloads."""
+
+    async def main() -> int:
+        try:
+            reply = await control.request(ctx.home / "control.sock", {"cmd": "pull", "to": to}, timeout=120)
+        except PeerbeamError as exc:
+            return _fail(ctx.reporter, exc)
+        if not reply.get("ok"):
+            return _control_error(ctx, reply)
+        ctx.reporter.emit("pulled_page", **{k: v for k, v in reply.items() if k != "ok"})
+        return 0
+
+    sys.exit(_run(main))
+
+
+@cli.command()
+@_json_option
+@pass_ctx
+def activate(ctx: Ctx) -> None:
+    """Wake the running agent so that paired devices can pull the current page again."""
+
+    async def main() -> int:
+        try:
+            reply = await control.request(ctx.home / "control.sock", {"cmd": "activate"})
+        except PeerbeamError as exc:
+            return _fail(ctx.reporter, exc)
+        if not reply.get("ok"):
+            return _control_error(ctx, reply)
+        ctx.reporter.emit("active", woke=reply["woke"],
+                          message="Active again." if reply["woke"] else "Already active.")
         return 0
 
     sys.exit(_run(main))
@@ -346,6 +463,38 @@ def unpair(ctx: Ctx, name: str) -> None:
         return 0
 
     sys.exit(_run(main))
+
+
+@cli.command("install-extension-host")
+@click.option("--browser-dir", "browser_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="A browser's user data dir (repeatable; default: ~/.config/chromium and ~/.config/google-chrome).")
+@click.option("--extension-id", "extension_ids", multiple=True,
+              help="The extension's id (repeatable; default: the id of browser_client/extension).")
+@_json_option
+@pass_ctx
+def install_extension_host(ctx: Ctx, browser_dirs: tuple[Path, ...], extension_ids: tuple[str, ...]) -> None:
+    """Let the browser extension reach this agent (writes Chrome's native messaging host files)."""
+    from .native_host import EXTENSION_ID, NativeHostError
+    from .native_install import default_browser_dirs, install_host, peerbeam_command
+
+    try:
+        written = install_host(browser_dirs or default_browser_dirs(), extension_ids or (EXTENSION_ID,),
+                               ctx.home, peerbeam_command())
+    except NativeHostError as exc:
+        sys.exit(_fail(ctx.reporter, exc))
+    for path in written:
+        ctx.reporter.emit("installed", path=str(path))
+
+
+@cli.command("extension-host", hidden=True, context_settings={"ignore_unknown_options": True})
+@click.option("--extension-id", "extension_ids", multiple=True, help="Extension ids allowed to call.")
+@click.argument("chrome_args", nargs=-1, type=click.UNPROCESSED)
+@pass_ctx
+def extension_host(ctx: Ctx, extension_ids: tuple[str, ...], chrome_args: tuple[str, ...]) -> None:
+    """The native messaging host Chrome starts (stdin/stdout are Chrome's; see native_host.py)."""
+    from .native_host import EXTENSION_ID, run_host
+
+    sys.exit(_run(lambda: run_host(ctx.home, chrome_args, extension_ids or (EXTENSION_ID,))))
 
 
 @cli.command()

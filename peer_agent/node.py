@@ -20,6 +20,7 @@ import logging
 import sys
 import time
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -40,11 +41,14 @@ from signaling.schema import (
     PeerJoined,
     Rendezvous,
     RendezvousMatched,
+    TransferOffer,
 )
 
 from . import qr
 from .config import NodeConfig
-from .control import ControlServer
+from .beaming import Beamer
+from .control import Conn, ControlServer
+from .files import TransferBroken, file_digest
 from .errors import PeerbeamError, ServerRefused, ServerUnreachable, UnknownDevice
 from .handshake import HandshakeCompleted, SecureSession, hello_for
 from .pairings import PairingBook, load_identity
@@ -67,6 +71,7 @@ class Node:
         self._control = ControlServer(config.control_path, self._on_control)
         self._confirm_lock = asyncio.Lock()
         self._closed = False
+        self.beamer = Beamer(config=config, reporter=reporter, pick=self._pick, devices=self._device_list)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -90,6 +95,7 @@ class Node:
             await session.close()
         await asyncio.gather(*self._tasks, *self._maintained.values(), return_exceptions=True)
         await self._control.close()
+        await self.beamer.close()
 
     @property
     def hello(self) -> Hello:
@@ -197,6 +203,19 @@ class Node:
             answer = await loop.run_in_executor(None, sys.stdin.readline)
             return answer.strip().lower() in ("y", "yes")
 
+    async def _decide_file(self, name: str, offer: TransferOffer, offset: int) -> bool:
+        if self.config.auto_accept:
+            return True
+        async with self._confirm_lock:
+            resumed = f", resuming at {offset * 100 // max(offer.size, 1)} %" if offset else ""
+            self.reporter.emit("confirm_file", name=name, id=offer.id, file=offer.name, size=offer.size,
+                               offset=offset,
+                               message=f"{name} wants to send you {offer.name} ({offer.size} bytes{resumed}). "
+                                       "Accept? Answer y or n.")
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(None, sys.stdin.readline)
+            return answer.strip().lower() in ("y", "yes")
+
     # -- first pairing: the joining side --------------------------------------------------------
 
     async def join(self, link: PairingLink) -> PairingRecord:
@@ -255,13 +274,16 @@ class Node:
         session = PeerSession(
             name=record.peer_name,
             peer_key=record.peer_key,
+            pair_secret=record.pair_secret,
             dialogue=dialogue,
             link=link,
             reporter=self.reporter,
             config=self.config,
             on_unpaired=self._forget,
+            decide=self._decide_file,
         )
         self.sessions[record.peer_key] = session
+        self.beamer.attach(session)
         return session
 
     def _forget(self, peer_key: bytes, *, told: bool = True) -> None:
@@ -284,11 +306,14 @@ class Node:
         self.reporter.emit("connected", name=session.name, path=session.path_fields())
         self.reporter.emit("path", name=session.name, **session.path_fields())
         self.book.touch(session.peer_key, time.time())
+        self.beamer.status_changed()
         try:
             reason = await session.run()
         finally:
+            self.beamer.detach(session)
             if self.sessions.get(session.peer_key) is session:
                 del self.sessions[session.peer_key]
+            self.beamer.status_changed()
         if reason not in ("unpaired", "closed"):
             self.reporter.emit("disconnected", name=session.name, message=reason)
         return reason
@@ -404,8 +429,88 @@ class Node:
         raise PeerbeamError(f"Several devices are connected ({names}): choose one with --to.",
                             code=ErrorCode.BAD_MESSAGE)
 
-    async def _on_control(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _wait_for_session(self, name: str | None, timeout: float) -> PeerSession:
+        """The connected session to ``name``, waiting up to ``timeout`` for a reconnect."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._pick(name)
+            except UnknownDevice:
+                raise
+            except PeerbeamError:
+                if time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(0.2)
+
+    async def _send_one_file(self, path: Path, to: str | None, conn: Conn) -> dict[str, Any]:
+        session = self._pick(to)
+        digest = await asyncio.to_thread(file_digest, path)
+        while True:
+            try:
+                result = await session.files.send_file(path, conn.send, sha256=digest)
+            except TransferBroken:
+                conn.send({"event": "waiting", "name": session.name, "file": path.name,
+                           "message": f"The connection to {session.name} dropped; the transfer resumes "
+                                      f"when it is back (waiting up to {self.config.resume_wait:g} s)."})
+                session = await self._wait_for_session(session.name, self.config.resume_wait)
+                continue
+            return {"name": session.name, "id": result.id, "file": result.file, "size": result.size,
+                    "sha256": result.sha256, "seconds": result.seconds, "resumed_from": result.resumed_from}
+
+    async def _control_send_files(self, request: dict[str, Any], conn: Conn) -> dict[str, Any]:
+        raw = request.get("paths")
+        if not isinstance(raw, list) or not raw or not all(isinstance(p, str) for p in raw):
+            raise PeerbeamError("Nothing to send.", code=ErrorCode.BAD_MESSAGE)
+        paths = [Path(p) for p in raw]
+        for path in paths:
+            if not path.is_absolute() or not path.is_file():
+                raise PeerbeamError(f"{path} is not a file that can be sent.", code=ErrorCode.BAD_MESSAGE)
+        to = request.get("to") if isinstance(request.get("to"), str) else None
+
+        async def all_files() -> list[dict[str, Any]]:
+            return [await self._send_one_file(path, to, conn) for path in paths]
+
+        task = asyncio.ensure_future(all_files())
+        try:
+            watched: list[asyncio.Future[Any]] = [task, conn.closed]
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done():
+                task.cancel()  # `peerbeam send` went away (Ctrl-C): the transfer is cancelled
+        if not task.done() or task.cancelled():
+            with contextlib.suppress(asyncio.CancelledError, PeerbeamError):
+                await task
+            return {"ok": False, "code": "cancelled", "message": "Cancelled."}
+        return {"ok": True, "files": task.result()}
+
+    def _device_list(self) -> list[dict[str, Any]]:
+        return [{"name": s.name, "path": s.path_fields()} for s in self.sessions.values()]
+
+    async def _on_control(self, request: dict[str, Any], conn: Conn) -> dict[str, Any]:
         cmd = request.get("cmd")
+        to = request.get("to") if isinstance(request.get("to"), str) else None
+        if cmd in ("send_files", "send_text", "send_url"):
+            self.beamer.use()  # someone is at this machine
+        if cmd == "send_files":
+            return await self._control_send_files(request, conn)
+        if cmd == "send_url":
+            url = request.get("url")
+            if not isinstance(url, str):
+                raise PeerbeamError("No address to send.", code=ErrorCode.BAD_MESSAGE)
+            return {"ok": True, **await self.beamer.send_url(url, to)}
+        if cmd == "pull":
+            return {"ok": True, **await self.beamer.pull(to)}
+        if cmd == "activate":
+            woke = self.beamer.use()
+            return {"ok": True, "woke": woke, "name": self.config.name}
+        if cmd == "extension":
+            return await self.beamer.serve_extension(request, conn)
+        if cmd == "cancel":
+            wanted = request.get("id") if isinstance(request.get("id"), str) else None
+            cancelled = [tid for s in self.sessions.values() for tid in s.files.cancel(wanted)]
+            if wanted is not None and not cancelled:
+                raise PeerbeamError(f"No transfer {wanted} is running.", code=ErrorCode.UNKNOWN_TRANSFER)
+            return {"ok": True, "cancelled": cancelled}
         if cmd == "send_text":
             text = request.get("text")
             if not isinstance(text, str) or not text:
@@ -428,7 +533,8 @@ class Node:
         if cmd == "status":
             return {
                 "ok": True,
-                "connected": [{"name": s.name, "path": s.path_fields()} for s in self.sessions.values()],
+                "connected": [{"name": s.name, "path": s.path_fields(), "transfers": s.files.active()}
+                              for s in self.sessions.values()],
             }
         raise PeerbeamError(f"Unknown control command {cmd!r}.", code=ErrorCode.BAD_MESSAGE)
 

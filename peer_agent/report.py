@@ -9,6 +9,15 @@ from typing import Any, Protocol
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 
 class Reporter(Protocol):
@@ -31,17 +40,99 @@ def _describe_path(fields: dict[str, Any]) -> str:
     return f"{kind} ({fields.get('transport', '?')}, {fields.get('local', '?')} ⇄ {fields.get('remote', '?')}{rtt_text})"
 
 
+def _size(n: object) -> str:
+    value = float(n) if isinstance(n, (int, float)) else 0.0
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+class _Bars:
+    """One rich progress bar per running transfer (rate and time left), shown while any runs."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TimeRemainingColumn(), console=console, transient=True,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def update(self, f: dict[str, Any]) -> None:
+        tid = str(f.get("id"))
+        if tid not in self._tasks:
+            if not self._tasks:
+                self._progress.start()
+            arrow = "→" if f.get("direction") == "out" else "←"
+            label = f"{arrow} {escape(str(f.get('file', '')))} {'to' if arrow == '→' else 'from'} {escape(str(f.get('name', '')))}"
+            self._tasks[tid] = self._progress.add_task(label, total=f.get("size") or None)
+        self._progress.update(self._tasks[tid], completed=f.get("done", 0))
+
+    def finish(self, tid: str) -> None:
+        task = self._tasks.pop(tid, None)
+        if task is not None:
+            self._progress.remove_task(task)
+            if not self._tasks:
+                self._progress.stop()
+
+
 class ConsoleReporter:
     """Sentences for people. The QR is drawn by the caller (it needs the terminal)."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False)
         self._paths: dict[str, str] = {}
+        self._bars = _Bars(self.console)
 
     def emit(self, event: str, **f: Any) -> None:
         say = self.console.print
         name = escape(str(f.get("name", "")))
-        if event == "qr":
+        file = escape(str(f.get("file", "")))
+        if event == "progress":
+            self._bars.update(f)
+            return
+        if event in ("sent_file", "received_file", "transfer_cancelled", "transfer_failed", "transfer_rejected",
+                     "transfer_interrupted"):
+            self._bars.finish(str(f.get("id")))
+        if event == "offered":
+            say(f"Offering {file} ({_size(f.get('size'))}) to {name}…")
+        elif event == "accepted":
+            resumed = f", resuming at {_size(f['offset'])}" if f.get("offset") else ""
+            say(f"{name} accepted {file}{resumed}.")
+        elif event == "incoming":
+            resumed = f", resuming at {_size(f['offset'])}" if f.get("offset") else ""
+            say(f"Receiving {file} ({_size(f.get('size'))}) from {name}{resumed}…")
+        elif event == "offer":
+            pass  # "confirm_file" asks, or --auto-accept takes it: "incoming" follows
+        elif event == "confirm_file":
+            say(f"[bold]{name}[/bold] wants to send you [bold]{file}[/bold] ({_size(f.get('size'))}). "
+                "Accept? Type y or n:")
+        elif event == "sent_file":
+            say(f"[green]Sent {file}[/green] to {name} ({_size(f.get('size'))} in {f.get('seconds', 0):.1f} s; "
+                "the receiver checked its sha-256).")
+        elif event == "received_file":
+            say(f"[green]Received {file}[/green] from {name}: {escape(str(f.get('path', '')))} "
+                f"({_size(f.get('size'))}, sha-256 checked).")
+        elif event in ("transfer_cancelled", "transfer_failed", "transfer_rejected"):
+            what = {"transfer_cancelled": "cancelled", "transfer_failed": "failed",
+                    "transfer_rejected": "declined"}[event]
+            say(f"[yellow]{file} {what}:[/yellow] {escape(str(f.get('message', '')))}")
+        elif event == "transfer_interrupted":
+            say(f"[yellow]{file} interrupted:[/yellow] {escape(str(f.get('message', '')))}")
+        elif event == "beamed":
+            say(f"[green]Beamed[/green] {escape(str(f.get('title') or f.get('url')))} to {name} "
+                f"({f.get('thumbnails', 0)} thumbnails).")
+        elif event == "page":
+            say(f"[bold]Page from {name}:[/bold] {escape(str(f.get('title', '')))}\n  {escape(str(f.get('url', '')))}\n"
+                f"  {len(f.get('thumbs', []))} thumbnails in {escape(str(f.get('folder', '')))}")
+        elif event == "pulled_page":
+            say(f"Got {escape(str(f.get('title') or f.get('url')))} from {name}.")
+        elif event == "pull_refused":
+            say(f"[yellow]Refused a pull from {name}:[/yellow] {escape(str(f.get('message', '')))}")
+        elif event in ("active", "inactive"):
+            say(escape(str(f.get("message", event))))
+        elif event == "qr":
             say(f"Scan to pair (valid until {time.strftime('%H:%M:%S', time.localtime(f['expires_at']))}):")
             say(f"[dim]{escape(f['url'])}[/dim]")
             for key in ("png", "svg"):

@@ -30,6 +30,9 @@ from signaling.schema import (
     JoinRefused,
     PairAccept,
     PairReject,
+    PagePull,
+    PagePush,
+    PageRefused,
     PairRemoved,
     PeerLeft,
     PeerSignal,
@@ -39,12 +42,20 @@ from signaling.schema import (
     SchemaError,
     Sdp,
     Text,
+    TransferAccept,
+    TransferCancel,
+    TransferDone,
+    TransferFailure,
+    TransferOffer,
+    TransferProgress,
+    TransferReject,
     Unpair,
 )
 
 from signaling.ratelimit import TokenBucket
 
 from .config import NodeConfig
+from .files import Decide, FileShell
 from .errors import InterceptionError, PairingRejected, PeerbeamError, PeerGone, ServerRefused
 from .handshake import HandshakeCompleted, PeerAborted, Role, SecureSession, SignalReceived, abort_envelope
 from .report import Reporter
@@ -55,6 +66,8 @@ logger = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=PeerSignal)
 Confirm = Callable[[Hello, str], Awaitable[bool]]
+_TRANSFER_MESSAGES = (TransferOffer, TransferAccept, TransferReject, TransferProgress, TransferCancel, TransferDone,
+                      TransferFailure)
 
 
 class DeviceRemoved(PeerbeamError):
@@ -251,18 +264,20 @@ async def establish(
 
 
 class PeerSession:
-    """A connected, bound channel to one paired device."""
+    """A connected, bound channel to one paired device: text, files, pages, liveness."""
 
     def __init__(
         self,
         *,
         name: str,
         peer_key: bytes,
+        pair_secret: bytes,
         dialogue: Dialogue,
         link: RtcLink,
         reporter: Reporter,
         config: NodeConfig,
         on_unpaired: Callable[[bytes], None],
+        decide: Decide,
     ) -> None:
         self.name = name
         self.peer_key = peer_key
@@ -283,8 +298,15 @@ class PeerSession:
         self._inbound = TokenBucket.full(rate=config.inbound_per_second, burst=config.inbound_per_second * 2,
                                          now=time.monotonic())
         self._warned_flood = False
+        self.files = FileShell(link=link, peer_name=name, pair_secret=pair_secret, config=config, reporter=reporter,
+                               decide=decide)
+        # Page messages (page.push / page.pull / page.refused) and the frames of their
+        # thumbnails: the node installs these (peer_agent/node.py).
+        self.on_page: Callable[[PeerSession, ChannelMessage], None] | None = None
+        self.claim_frame: Callable[[bytes], bool] | None = None
         link.on_message = self._on_message
         link.on_refused = self._on_bad_message
+        link.on_frame = self._on_frame
 
     def path_fields(self) -> dict[str, Any]:
         info = self.link.path()
@@ -303,16 +325,34 @@ class PeerSession:
             await asyncio.wait_for(waiter, timeout)
         return self.rtt_ms
 
-    def _on_message(self, message: ChannelMessage) -> None:
-        if not self._inbound.take(time.monotonic()):
-            if not self._warned_flood:
-                self._warned_flood = True
-                self._send_quietly(ChannelError(code=ErrorCode.RATE_LIMITED,
-                                                message="Too many messages: some were dropped."))
-                logger.warning("dropping messages from %s: rate limit", self.name)
+    def _flooded(self) -> bool:
+        if self._inbound.take(time.monotonic()):
+            self._warned_flood = False
+            return False
+        if not self._warned_flood:
+            self._warned_flood = True
+            self._send_quietly(ChannelError(code=ErrorCode.RATE_LIMITED,
+                                            message="Too many messages: some were dropped."))
+            logger.warning("dropping messages from %s: rate limit", self.name)
+        return True
+
+    def _on_frame(self, data: bytes) -> None:
+        # Frames of a live transfer or card are paced by the protocol itself (in order, each
+        # checked); anything else counts against the same budget as messages.
+        if self.claim_frame is not None and self.claim_frame(data):
             return
-        self._warned_flood = False
-        if isinstance(message, Text):
+        if not self.files.on_frame(data):
+            self._flooded()
+
+    def _on_message(self, message: ChannelMessage) -> None:
+        if self._flooded():
+            return
+        if isinstance(message, _TRANSFER_MESSAGES):
+            self.files.on_message(message)
+        elif isinstance(message, (PagePush, PagePull, PageRefused)):
+            if self.on_page is not None:
+                self.on_page(self, message)
+        elif isinstance(message, Text):
             self.reporter.emit("message", name=self.name, text=message.text, id=message.id, **{"from": self.name})
             self._send_quietly(Delivered(id=message.id))
         elif isinstance(message, Delivered):
@@ -338,6 +378,10 @@ class PeerSession:
 
     def _on_bad_message(self, exc: SchemaError) -> None:
         self._send_quietly(ChannelError(code=exc.code, message="A message was refused: it does not fit the schema."))
+
+    def send_quietly(self, message: ChannelMessage) -> None:
+        """Send if the channel is still there; a closed channel is not an error here."""
+        self._send_quietly(message)
 
     def _send_quietly(self, message: ChannelMessage) -> None:
         with contextlib.suppress(PeerbeamError, RuntimeError):
@@ -402,5 +446,6 @@ class PeerSession:
         for waiter in [*self._deliveries.values(), *self._pings.values()]:
             if not waiter.done():
                 waiter.cancel()
+        await self.files.close()
         await self.link.close()
         await self.dialogue.close()

@@ -242,6 +242,17 @@ class Lab:
         return members
 
     @staticmethod
+    def shape(host: Host, rate: str) -> None:
+        """Limit what `host` sends on each of its links to `rate` (tc token bucket, e.g.
+        "40mbit"): a transfer then takes long enough to be interrupted mid-way, for real."""
+        for ifname in host.interfaces:
+            ip_cmd("-n", host.name, "link", "show", ifname)  # fail early on a typo
+            done = host.run(["tc", "qdisc", "replace", "dev", ifname, "root", "tbf", "rate", rate,
+                             "burst", "32kb", "latency", "400ms"])
+            if done.returncode != 0:
+                raise LabError(f"tc on {host.name}/{ifname}: {done.stderr.strip()}")
+
+    @staticmethod
     def _disable_bridge_netfilter(switch: Host) -> None:
         # With br_netfilter loaded, bridged frames traverse iptables and the per-bridge
         # nf_call_* options do not override the sysctl (it is OR-ed in); the sysctl is per

@@ -149,8 +149,8 @@ async def hop(request: web.Request) -> web.Response:
     raise web.HTTPFound("/img/big2.jpg")
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[TestServer]:
+def make_app() -> web.Application:
+    """The hostile site: also served inside a lab namespace by tests/integration/page_site.py."""
     app = web.Application()
     app[SERVED] = Served()
     app.router.add_get("/img/slow.jpg", slow)
@@ -164,7 +164,12 @@ async def server() -> AsyncIterator[TestServer]:
     app.router.add_get("/loop", loop)
     app.router.add_get("/to-file", to_file)
     app.router.add_get("/hop", hop)
-    test_server = TestServer(app, host="127.0.0.1")  # loopback only: never another address
+    return app
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[TestServer]:
+    test_server = TestServer(make_app(), host="127.0.0.1")  # loopback only: never another address
     await test_server.start_server()
     yield test_server
     await test_server.close()
