@@ -151,6 +151,8 @@ def signal_cmd(ctx: Ctx, host: str, port: int, token_ttl: float, turn_secret: st
 
 
 def _downloads_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--stall-timeout", type=float, default=None, hidden=True,
+                     help="Seconds without data before a transfer counts as stalled (tests).")(f)
     return click.option("--downloads", type=click.Path(file_okay=False, path_type=Path), default=None,
                         help="Folder for received files (default: $PEERBEAM_DOWNLOADS or your Downloads).")(f)
 
@@ -181,13 +183,14 @@ def _node_config(ctx: Ctx, **changes: Any) -> NodeConfig:
 @pass_ctx
 def agent(ctx: Ctx, server: str | None, host: str, port: int, advertise: str | None, name: str | None,
           auto_accept: bool, qr_png: Path | None, qr_svg: Path | None, connect_timeout: float | None,
-          idle_timeout: float | None, downloads: Path | None) -> None:
+          idle_timeout: float | None, downloads: Path | None, stall_timeout: float | None) -> None:
     """The PC agent: shows a pairing QR and keeps paired devices connected."""
     home = ctx.home
     config = _node_config(
         ctx, server=server, name=name, auto_accept=auto_accept,
         qr_png=qr_png or home / "pairing-qr.png", qr_svg=qr_svg or home / "pairing-qr.svg",
         connect_timeout=connect_timeout, idle_timeout=idle_timeout, downloads=downloads,
+        stall_timeout=stall_timeout,
     )
 
     async def main() -> int:
@@ -231,7 +234,7 @@ def agent(ctx: Ctx, server: str | None, host: str, port: int, advertise: str | N
 @_json_option
 @pass_ctx
 def join(ctx: Ctx, link: str, name: str | None, connect_timeout: float | None, auto_accept: bool,
-         downloads: Path | None) -> None:
+         downloads: Path | None, stall_timeout: float | None) -> None:
     """Pair with an agent from its QR link (what a phone camera opens), then stay connected."""
     try:
         parsed = parse_link(link)
@@ -239,7 +242,7 @@ def join(ctx: Ctx, link: str, name: str | None, connect_timeout: float | None, a
         ctx.reporter.emit("error", code=exc.code, message=exc.message)
         sys.exit(2)
     config = _node_config(ctx, name=name, device="cli", connect_timeout=connect_timeout, auto_accept=auto_accept,
-                          downloads=downloads)
+                          downloads=downloads, stall_timeout=stall_timeout)
 
     async def main() -> int:
         node = Node(config, ctx.reporter)
@@ -266,10 +269,10 @@ def join(ctx: Ctx, link: str, name: str | None, connect_timeout: float | None, a
 @_json_option
 @pass_ctx
 def connect(ctx: Ctx, name: str, timeout: float, connect_timeout: float | None, auto_accept: bool,
-            downloads: Path | None) -> None:
+            downloads: Path | None, stall_timeout: float | None) -> None:
     """Reconnect to a paired device (no QR), then stay connected and reconnect after drops."""
     config = _node_config(ctx, device="cli", connect_timeout=connect_timeout, auto_accept=auto_accept,
-                          downloads=downloads)
+                          downloads=downloads, stall_timeout=stall_timeout)
 
     async def main() -> int:
         node = Node(config, ctx.reporter)

@@ -234,7 +234,15 @@ class RtcLink:
 
     def _receive(self, data: str | bytes) -> None:
         if len(data) > MAX_FRAME_BYTES:
-            self._fail(PeerbeamError("The other device sent a message over 64 KiB.", code=ErrorCode.FRAME_TOO_LARGE))
+            if not self._bound.done():
+                self._fail(PeerbeamError("The other device sent a message over 64 KiB.",
+                                         code=ErrorCode.FRAME_TOO_LARGE))
+            else:
+                # Dropped and answered; the session goes on. (aiortc has already reassembled
+                # the whole SCTP message by now: it enforces no inbound size of its own.)
+                logger.info("dropped a channel message over 64 KiB")
+                if self.on_refused is not None:
+                    self.on_refused(SchemaError(ErrorCode.FRAME_TOO_LARGE, "The message is larger than 64 KiB."))
             return
         if isinstance(data, bytes):
             # Binary frames are file data: never before the binding MAC, never parsed as JSON.

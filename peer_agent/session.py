@@ -297,7 +297,7 @@ class PeerSession:
         # an error back and the excess is dropped; the session and this process stay usable.
         self._inbound = TokenBucket.full(rate=config.inbound_per_second, burst=config.inbound_per_second * 2,
                                          now=time.monotonic())
-        self._warned_flood = False
+        self._warned_flood_at = -1e9
         self.files = FileShell(link=link, peer_name=name, pair_secret=pair_secret, config=config, reporter=reporter,
                                decide=decide)
         # Page messages (page.push / page.pull / page.refused) and the frames of their
@@ -326,11 +326,11 @@ class PeerSession:
         return self.rtt_ms
 
     def _flooded(self) -> bool:
-        if self._inbound.take(time.monotonic()):
-            self._warned_flood = False
+        now = time.monotonic()
+        if self._inbound.take(now):
             return False
-        if not self._warned_flood:
-            self._warned_flood = True
+        if now - self._warned_flood_at >= 1.0:  # one answer (and log line) per second of flood
+            self._warned_flood_at = now
             self._send_quietly(ChannelError(code=ErrorCode.RATE_LIMITED,
                                             message="Too many messages: some were dropped."))
             logger.warning("dropping messages from %s: rate limit", self.name)
@@ -377,7 +377,8 @@ class PeerSession:
                                name=self.name, remote=True)
 
     def _on_bad_message(self, exc: SchemaError) -> None:
-        self._send_quietly(ChannelError(code=exc.code, message="A message was refused: it does not fit the schema."))
+        why = "it is over 64 KiB" if exc.code == ErrorCode.FRAME_TOO_LARGE else "it does not fit the schema"
+        self._send_quietly(ChannelError(code=exc.code, message=f"A message was refused: {why}."))
 
     def send_quietly(self, message: ChannelMessage) -> None:
         """Send if the channel is still there; a closed channel is not an error here."""

@@ -12,12 +12,13 @@ import hashlib
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.integration.test_pairing import start_agent, start_signal
-from tests.lab import Host, Lab
+from tests.lab import REPO_ROOT, Host, Lab
 from tests.peer_process import PeerProcess
 
 pytestmark = pytest.mark.netns
@@ -218,3 +219,47 @@ async def test_sending_what_is_not_a_file_is_a_clear_error(lan_pair, tmp_path):
     proc = await send(pc, tmp_path / "pc", str(tmp_path / "nope.bin"))
     assert await proc.wait() == 2
     assert proc.events[-1]["event"] == "error" and "Not a file" in proc.events[-1]["message"]
+
+
+HOSTILE = Path(__file__).with_name("hostile_sender.py")
+
+
+@pytest.mark.parametrize(("mode", "code"), [("lie-hash", "hash_mismatch"), ("lie-size", "bad_frame")])
+async def test_a_lying_sender_gets_nothing_saved(lan_pair, tmp_path, mode, code):
+    pc, phone = lan_pair
+    origin = await start_signal(pc, tmp_path)
+    dl = tmp_path / "pc-dl"
+    agent, url = await start_agent(pc, tmp_path / "pc", origin, "--downloads", str(dl))
+    hostile = await phone.spawn([sys.executable, str(HOSTILE), url, str(tmp_path / "phone"), mode], cwd=REPO_ROOT)
+    failed = await agent.expect("transfer_failed", code=code, timeout=30)
+    assert failed["by"] == "local" and failed["message"]
+    told = await hostile.expect("got", t="transfer.failed", timeout=10)
+    assert told["code"] == code
+    assert visible(dl) == []  # no file, no .part: nothing looks received
+    assert not [e for e in agent.events if e["event"] == "received_file"]
+
+
+async def test_a_stalled_sender_is_stopped_and_the_partial_kept_for_a_resume(lan_pair, tmp_path):
+    pc, phone = lan_pair
+    origin = await start_signal(pc, tmp_path)
+    dl = tmp_path / "pc-dl"
+    agent, url = await start_agent(pc, tmp_path / "pc", origin, "--downloads", str(dl), "--stall-timeout", "2")
+    hostile = await phone.spawn([sys.executable, str(HOSTILE), url, str(tmp_path / "phone"), "stall"],
+                                cwd=REPO_ROOT)
+    failed = await agent.expect("transfer_failed", code="stalled", timeout=30)
+    assert "kept" in failed["message"]
+    await hostile.expect("got", t="transfer.failed", code="stalled")
+    assert visible(dl) == ["honest.bin.part"]
+    assert (dl / "honest.bin.part").stat().st_size > 0
+
+
+@pytest.mark.parametrize(("mode", "code"), [("oversize", "frame_too_large"), ("junk", "rate_limited")])
+async def test_oversized_messages_and_junk_frames_are_refused_and_the_session_goes_on(lan_pair, tmp_path, mode,
+                                                                                       code):
+    pc, phone = lan_pair
+    origin = await start_signal(pc, tmp_path)
+    agent, url = await start_agent(pc, tmp_path / "pc", origin)
+    hostile = await phone.spawn([sys.executable, str(HOSTILE), url, str(tmp_path / "phone"), mode], cwd=REPO_ROOT)
+    refused = await hostile.expect("got", t="error", code=code, timeout=60)
+    assert refused["message"]
+    await agent.expect("message", text="still here", timeout=30)  # the session survived
