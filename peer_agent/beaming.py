@@ -34,18 +34,8 @@ from .downloads import DownloadError
 from .errors import PeerbeamError
 from .frames import FrameError, decode_frame
 from .images import ImageLimits
-from .page import (
-    Card,
-    CardAssembler,
-    CardEvent,
-    CardFailed,
-    CardReady,
-    ThumbRefused,
-    build_card,
-    report_from_extension,
-    report_from_url,
-    save_card,
-)
+from .cards import EXTENSIONS, CardAssembler, CardEvent, CardFailed, CardReady, ThumbRefused, save_card
+from .page import Card, build_card, report_from_extension, report_from_url
 from .report import Reporter
 from .session import PeerSession
 
@@ -238,7 +228,7 @@ class Beamer:
         except DownloadError as exc:
             self.reporter.emit("error", code=str(exc.code), message=exc.message, name=session.name)
             return
-        files = [f"{n:02d}{'.webp' if t.mime == 'image/webp' else '.jpg'}" for n, (t, _) in enumerate(ready.images, 1)]
+        files = [f"{n:02d}{EXTENSIONS[t.mime]}" for n, (t, _) in enumerate(ready.images, 1)]  # as save_card names them
         thumbs = [{"kind": t.kind, "width": t.width, "height": t.height, "natural_width": t.natural_width,
                    "natural_height": t.natural_height, "mime": t.mime, "size": t.size, "source": t.source,
                    "file": str(saved / file)} for (t, _), file in zip(ready.images, files)]

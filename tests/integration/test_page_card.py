@@ -20,17 +20,15 @@ from PIL import Image
 
 from peer_agent.frames import HEADER_BYTES, decode_frame
 from peer_agent.images import ImageLimits
+from peer_agent.cards import CardAssembler, CardReady, save_card
 from peer_agent.page import (
     SCREENSHOT,
     BadPageReport,
     Card,
-    CardAssembler,
-    CardReady,
     PageNotAvailable,
     build_card,
     report_from_extension,
     report_from_url,
-    save_card,
 )
 from signaling.schema import (
     MAX_FRAME_BYTES,

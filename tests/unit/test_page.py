@@ -19,19 +19,8 @@ from PIL import Image
 from peer_agent.errors import PeerbeamError
 from peer_agent.frames import DataFrame, new_transfer_id
 from peer_agent.images import ImageLimits, Source, Thumbnail, make_thumbnail
-from peer_agent.page import (
-    CARD_TIMEOUT,
-    MAX_DOM_IMAGES,
-    MAX_TITLE_CHARS,
-    BadPageReport,
-    CardAssembler,
-    CardFailed,
-    CardReady,
-    ThumbRefused,
-    fit_thumbnail,
-    report_from_extension,
-    save_card,
-)
+from peer_agent.cards import CARD_TIMEOUT, CardAssembler, CardFailed, CardReady, ThumbRefused, save_card
+from peer_agent.page import MAX_DOM_IMAGES, MAX_TITLE_CHARS, BadPageReport, fit_thumbnail, report_from_extension
 from signaling.schema import (
     MAX_THUMB_BYTES,
     ErrorCode,
