@@ -28,13 +28,21 @@ import aiohttp
 
 from signaling.schema import ChannelMessage, ErrorCode, PagePull, PagePush, PageRefused
 
+from .cards import (
+    EXTENSIONS,
+    CardAssembler,
+    CardEvent,
+    CardFailed,
+    CardReady,
+    ThumbRefused,
+    save_card,
+)
 from .config import NodeConfig
 from .control import Conn
 from .downloads import DownloadError
 from .errors import PeerbeamError
 from .frames import FrameError, decode_frame
 from .images import ImageLimits
-from .cards import EXTENSIONS, CardAssembler, CardEvent, CardFailed, CardReady, ThumbRefused, save_card
 from .page import Card, build_card, report_from_extension, report_from_url
 from .report import Reporter
 from .session import PeerSession

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from signaling.ratelimit import TokenBucket
 from signaling.schema import (
     Bye,
     ChannelError,
@@ -28,11 +29,11 @@ from signaling.schema import (
     IceCandidate,
     IceServer,
     JoinRefused,
-    PairAccept,
-    PairReject,
     PagePull,
     PagePush,
     PageRefused,
+    PairAccept,
+    PairReject,
     PairRemoved,
     PeerLeft,
     PeerSignal,
@@ -52,12 +53,23 @@ from signaling.schema import (
     Unpair,
 )
 
-from signaling.ratelimit import TokenBucket
-
 from .config import NodeConfig
+from .errors import (
+    InterceptionError,
+    PairingRejected,
+    PeerbeamError,
+    PeerGone,
+    ServerRefused,
+)
 from .files import Decide, FileShell
-from .errors import InterceptionError, PairingRejected, PeerbeamError, PeerGone, ServerRefused
-from .handshake import HandshakeCompleted, PeerAborted, Role, SecureSession, SignalReceived, abort_envelope
+from .handshake import (
+    HandshakeCompleted,
+    PeerAborted,
+    Role,
+    SecureSession,
+    SignalReceived,
+    abort_envelope,
+)
 from .report import Reporter
 from .rtc import BindingContext, RtcLink
 from .signal_client import SignalClient
