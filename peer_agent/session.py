@@ -357,7 +357,10 @@ class PeerSession:
             self._flooded()
 
     def _on_message(self, message: ChannelMessage) -> None:
-        if self._flooded():
+        # Receipts and pongs answer what we sent: matched against our own pending ids, they cost
+        # nothing and say nothing, so they do not use the budget (a flood of our own receipts
+        # coming back must not crowd out the other side's error telling us to slow down).
+        if not isinstance(message, (Delivered, Pong)) and self._flooded():
             return
         if isinstance(message, _TRANSFER_MESSAGES):
             self.files.on_message(message)
