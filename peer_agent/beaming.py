@@ -295,6 +295,11 @@ class Beamer:
         try:
             reply = await self._extensions[-1].capture()
             report = report_from_extension(reply.get("page"))
+            if not report.candidates and report.screenshot is None:
+                # A tab the user never clicked: the browser gives its address but not its DOM
+                # (activeTab), so fetch the page as `peerbeam send URL` does.
+                with contextlib.suppress(PeerbeamError):
+                    report = await report_from_url(report.url, self.limits, self.http)
             card = await build_card(report, self.limits, self.http, pull=pull.id)
             await self._send_card(session, card)
         except PeerbeamError as exc:

@@ -120,6 +120,8 @@ class ConsoleReporter:
             say(f"[yellow]{file} {what}:[/yellow] {escape(str(f.get('message', '')))}")
         elif event == "transfer_interrupted":
             say(f"[yellow]{file} interrupted:[/yellow] {escape(str(f.get('message', '')))}")
+        elif event == "installed":
+            say(f"Browser extension link installed: {escape(str(f.get('path', '')))}")
         elif event == "beamed":
             say(f"[green]Beamed[/green] {escape(str(f.get('title') or f.get('url')))} to {name} "
                 f"({f.get('thumbnails', 0)} thumbnails).")
