@@ -44,7 +44,7 @@ from signaling.schema import (
     TransferOffer,
 )
 
-from . import qr
+from . import ice_order, qr
 from .config import NodeConfig
 from .beaming import Beamer
 from .control import Conn, ControlServer
@@ -335,6 +335,7 @@ class Node:
     async def _maintain(self, record: PairingRecord, give_up_after: float | None) -> None:
         backoff = self.config.retry_min
         deadline = None if give_up_after is None else time.monotonic() + give_up_after
+        failed_connects = 0  # each one offers aiortc the next TURN transport (ice_order.py)
         while (current := self.book.get(record.peer_key)) is not None:
             try:
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -344,7 +345,7 @@ class Node:
                         "or no longer paired with this device.",
                         code=ErrorCode.CONNECT_TIMEOUT,
                     )
-                session = await self._rendezvous(current, remaining)
+                session = await self._rendezvous(current, remaining, failed_connects)
             except ToldRemoved:
                 self.book.remove(record.peer_key)
                 self.reporter.emit("unpaired", name=record.peer_name, told_peer=True,
@@ -359,16 +360,19 @@ class Node:
                     self.reporter.emit("error", code=str(exc.code), message=exc.message, name=record.peer_name)
                     raise
                 logger.info("reconnect to %s failed: %s", record.peer_name, exc.code)
+                if exc.code == ErrorCode.CONNECT_TIMEOUT:
+                    failed_connects += 1
                 if exc.code == ErrorCode.INTERCEPTION:
                     self.reporter.emit("error", code=str(exc.code), message=exc.message, name=record.peer_name)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.config.retry_max)
                 continue
             backoff = self.config.retry_min
+            failed_connects = 0
             deadline = None  # once connected, a later drop retries for as long as we run
             await self._run_session(session)  # the loop condition sees an unpairing
 
-    async def _rendezvous(self, record: PairingRecord, timeout: float | None) -> PeerSession:
+    async def _rendezvous(self, record: PairingRecord, timeout: float | None, attempt: int = 0) -> PeerSession:
         origin = record.server or self.config.server
         if not origin:
             raise ServerUnreachable("No signaling server is known for this pairing.")
@@ -398,7 +402,8 @@ class Node:
             handed_over = True
             try:
                 done, link = await establish(
-                    dialogue, role=record.role, pairing=False, ice_servers=matched.ice_servers,
+                    dialogue, role=record.role, pairing=False,
+                    ice_servers=ice_order.for_attempt(matched.ice_servers, attempt),
                     config=self.config, tombstone=record.removed_at is not None,
                 )
             except BaseException:
