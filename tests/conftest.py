@@ -74,3 +74,29 @@ async def lab() -> AsyncIterator[Lab]:
 def lan_pair(lab: Lab) -> tuple[Host, Host]:
     """("pc" 192.0.2.1, "phone" 192.0.2.2) joined by one veth pair."""
     return lab.lan_pair()
+
+
+# ---- the NAT lab and coturn (tests/nat_lab.py) ----------------------------------------------
+
+import secrets
+from pathlib import Path
+
+from tests.nat_lab import Coturn, NatLab, build_nat_lab, start_coturn
+
+
+@pytest.fixture
+def nat_lab(lab: Lab) -> NatLab:
+    """pub, natA behind routerA, natB behind routerB (symmetric NATs), filters open; switch
+    with `nat_lab.set_mode(...)`. Torn down with `lab`."""
+    return build_nat_lab(lab)
+
+
+@pytest.fixture
+async def coturn(nat_lab: NatLab, tmp_path: Path) -> AsyncIterator[Coturn]:
+    """Real coturn in `pub` with the shipped config plus lab lines, listening on UDP/TCP 3478
+    and TLS 5349; stopped by PID at teardown (the lab kills leftovers)."""
+    server = await start_coturn(nat_lab.pub, tmp_path / "coturn", secret=secrets.token_hex(16))
+    try:
+        yield server
+    finally:
+        await server.stop()
