@@ -29,13 +29,13 @@ import aiohttp
 from signaling.schema import ChannelMessage, ErrorCode, PagePull, PagePush, PageRefused
 
 from .cards import (
-    EXTENSIONS,
     CardAssembler,
     CardEvent,
     CardFailed,
     CardReady,
     ThumbRefused,
     save_card,
+    thumb_file_name,
 )
 from .config import NodeConfig
 from .control import Conn
@@ -236,7 +236,7 @@ class Beamer:
         except DownloadError as exc:
             self.reporter.emit("error", code=str(exc.code), message=exc.message, name=session.name)
             return
-        files = [f"{n:02d}{EXTENSIONS[t.mime]}" for n, (t, _) in enumerate(ready.images, 1)]  # as save_card names them
+        files = [thumb_file_name(n, t) for n, (t, _) in enumerate(ready.images, 1)]
         thumbs = [{"kind": t.kind, "width": t.width, "height": t.height, "natural_width": t.natural_width,
                    "natural_height": t.natural_height, "mime": t.mime, "size": t.size, "source": t.source,
                    "file": str(saved / file)} for (t, _), file in zip(ready.images, files)]

@@ -32,7 +32,12 @@ log = logging.getLogger(__name__)
 
 CARD_TIMEOUT: Final = 30.0
 MAX_PENDING_CARDS: Final = 4
-EXTENSIONS: Final = {"image/webp": ".webp", "image/jpeg": ".jpg"}
+_EXTENSIONS: Final = {"image/webp": ".webp", "image/jpeg": ".jpg"}
+
+
+def thumb_file_name(number: int, thumb: PageThumb) -> str:
+    """The name ``save_card`` gives the card's ``number``-th thumbnail (from 1)."""
+    return f"{number:02d}{_EXTENSIONS[thumb.mime]}"
 
 
 # ---- the card a receiver puts together (pure: no I/O, ``now`` passed in) -----------------------
@@ -230,7 +235,7 @@ def save_card(folder: Path, push: PagePush, images: Sequence[tuple[PageThumb, by
         try:
             saved: list[_SavedThumb] = []
             for number, (thumb, data) in enumerate(images, 1):
-                file = f"{number:02d}{EXTENSIONS[thumb.mime]}"
+                file = thumb_file_name(number, thumb)
                 _write(card_fd, file, data, written)
                 saved.append(_SavedThumb(file, thumb.kind, thumb.mime, thumb.width, thumb.height,
                                          thumb.natural_width, thumb.natural_height, thumb.size, thumb.sha256,

@@ -259,13 +259,13 @@ class FileShell:
         sending = self._sending.pop(tid, None)
         if sending is None:
             return
+        if error is None:  # completed: it was necessarily accepted before
+            sending.finished.set_result(None)
+            return
         for future in (sending.accepted, sending.finished):
             if not future.done():
-                if error is None:
-                    future.set_result(None)  # type: ignore[arg-type]
-                else:
-                    future.set_exception(error)
-                    future.exception()  # retrieved: whoever awaits it sees it; nobody else warns
+                future.set_exception(error)
+                future.exception()  # retrieved: whoever awaits it sees it; nobody else warns
 
     # -- receiving --------------------------------------------------------------------------------
 
@@ -435,7 +435,7 @@ class FileShell:
             block_at = 0
             while (want := transfer.next_read()) is not None:
                 offset, length = want
-                if not block_at <= offset < block_at + len(block) or offset + length > block_at + len(block):
+                if offset < block_at or offset + length > block_at + len(block):
                     block = await asyncio.to_thread(os.pread, fd, max(READ_BLOCK, length), offset)
                     block_at = offset
                     if len(block) < length:
