@@ -2,7 +2,8 @@
 
 Read from the ICE candidate pair aioice nominated (RFC 8445 §8.1.1). aioice keeps it in a
 private attribute, so this is the one place that reads aioice internals; aioice is pinned in
-pyproject.toml and tests/unit/test_path.py covers the classification.
+pyproject.toml; tests/unit/test_rtc_sdp.py covers the classification and tests/unit/test_path.py
+the attributes read.
 """
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ def classify(local_type: str, remote_type: str, remote_host: str) -> PathKind:
     return "direct"
 
 
+def relay_transport(connection: Any) -> str:
+    """How an aioice connection reaches its TURN server: "udp", "tcp" or "tls"."""
+    if getattr(connection, "turn_ssl", False):
+        return "tls"
+    return str(getattr(connection, "turn_transport", "udp")).lower()
+
+
 def describe_path(pc: Any) -> PathInfo | None:
     """The nominated pair of an open aiortc RTCPeerConnection, or None before ICE completes."""
     try:
@@ -60,6 +68,10 @@ def describe_path(pc: Any) -> PathInfo | None:
         return None
     local, remote = pair.local_candidate, pair.remote_candidate
     transport = str(local.transport).lower()
+    if local.type == "relay":
+        # A relayed candidate is always "udp" towards the peer; what the user wants to know is
+        # how we reach the relay, which aiortc configured on the connection from the TURN URL.
+        transport = relay_transport(connection)
     kind = classify(local.type, remote.type, remote.host)
     return PathInfo(
         kind=kind,
