@@ -124,16 +124,18 @@ def _json_option(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--turn-secret", envvar="PEERBEAM_TURN_SECRET", default=None,
               help="coturn static-auth-secret; enables TURN credentials (env PEERBEAM_TURN_SECRET).")
 @click.option("--turn-url", "turn_urls", multiple=True, help="turn:/turns: URL handed to paired devices.")
+@click.option("--turn-ttl", default=3600.0, show_default=True,
+              help="Seconds the TURN credentials handed to a device stay valid.")
 @click.option("--stun-url", "stun_urls", multiple=True, help="stun: URL handed to paired devices.")
 @_json_option
 @pass_ctx
 def signal_cmd(ctx: Ctx, host: str, port: int, token_ttl: float, turn_secret: str | None,
-               turn_urls: tuple[str, ...], stun_urls: tuple[str, ...]) -> None:
+               turn_urls: tuple[str, ...], turn_ttl: float, stun_urls: tuple[str, ...]) -> None:
     """Run the signaling server."""
     from signaling.server import start_server
 
     config = ServerConfig(host=host, port=port, token_ttl=token_ttl, turn_secret=turn_secret,
-                          turn_urls=turn_urls, stun_urls=stun_urls)
+                          turn_urls=turn_urls, turn_ttl=turn_ttl, stun_urls=stun_urls)
 
     async def main() -> int:
         server = await start_server(config)

@@ -11,6 +11,7 @@ front: attempt 0 keeps the server's order (UDP), attempt 1 puts ``?transport=tcp
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 from signaling.schema import IceServer
@@ -57,3 +58,24 @@ def for_attempt(servers: list[IceServer], attempt: int) -> list[IceServer]:
         rest = [u for u in server.urls if u not in first]
         reordered.append(IceServer(urls=first + rest, username=server.username, credential=server.credential))
     return reordered
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One connection attempt: the TURN transport aiortc will use first (None: no TURN)."""
+
+    transport: str | None
+    servers: list[IceServer]
+
+
+def attempts(servers: list[IceServer], first: int = 0) -> list[Attempt]:
+    """One attempt per offered TURN transport, starting with attempt number ``first``.
+
+    With no TURN server, or only one transport, that is a single attempt: retrying the same
+    configuration would only double the time until the user hears what failed.
+    """
+    offered = transports(servers)
+    if not offered:
+        return [Attempt(None, servers)]
+    return [Attempt(offered[(first + i) % len(offered)], for_attempt(servers, first + i))
+            for i in range(len(offered))]

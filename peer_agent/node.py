@@ -19,7 +19,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from signaling.schema import (
     TransferOffer,
 )
 
-from . import ice_order, qr
+from . import qr
 from .config import NodeConfig
 from .beaming import Beamer
 from .control import Conn, ControlServer
@@ -52,6 +52,7 @@ from .files import TransferBroken, file_digest
 from .errors import PeerbeamError, ServerRefused, ServerUnreachable, UnknownDevice
 from .handshake import HandshakeCompleted, SecureSession, hello_for
 from .pairings import PairingBook, load_identity
+from .relay_check import RelayVerdict
 from .report import JsonReporter, Reporter
 from .session import DeviceRemoved, Dialogue, PeerSession, ToldRemoved, establish
 from .signal_client import SignalClient
@@ -142,6 +143,7 @@ class Node:
                     config=self.config,
                     confirm=self._confirm,
                     on_handshake=lambda d: self.reporter.emit("verify", name=d.peer.name, code=d.code),
+                    on_retry=self._retrying(joined.name),
                 )
             except PeerbeamError as exc:
                 await dialogue.close()
@@ -244,6 +246,7 @@ class Node:
                 ice_servers=bound.ice_servers,
                 config=self.config,
                 on_handshake=lambda d: self.reporter.emit("verify", name=d.peer.name, code=d.code),
+                on_retry=self._retrying(bound.peer_name),
             )
         except BaseException:
             await dialogue.close()
@@ -253,6 +256,13 @@ class Node:
         self.reporter.emit("paired", name=record.peer_name, code=done.code)
         self.spawn(self._run_then_maintain(session, record))
         return record
+
+    def _retrying(self, name: str) -> Callable[[RelayVerdict, str], None]:
+        def report(verdict: RelayVerdict, transport: str) -> None:
+            self.reporter.emit("retry", name=name, relay=verdict.outcome, via=transport,
+                               message=f"No network path to {name} yet. {verdict.sentence()} "
+                                       f"Trying the relay over {transport.upper()}.")
+        return report
 
     def _new_record(self, done: HandshakeCompleted, *, role: str, server: str) -> PairingRecord:
         now = time.time()
@@ -335,7 +345,7 @@ class Node:
     async def _maintain(self, record: PairingRecord, give_up_after: float | None) -> None:
         backoff = self.config.retry_min
         deadline = None if give_up_after is None else time.monotonic() + give_up_after
-        failed_connects = 0  # each one offers aiortc the next TURN transport (ice_order.py)
+        failed_connects = 0  # where the next establish starts in the TURN transports (ice_order.py)
         while (current := self.book.get(record.peer_key)) is not None:
             try:
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -360,7 +370,7 @@ class Node:
                     self.reporter.emit("error", code=str(exc.code), message=exc.message, name=record.peer_name)
                     raise
                 logger.info("reconnect to %s failed: %s", record.peer_name, exc.code)
-                if exc.code == ErrorCode.CONNECT_TIMEOUT:
+                if exc.code in (ErrorCode.CONNECT_TIMEOUT, ErrorCode.RELAY_UNAVAILABLE):
                     failed_connects += 1
                 if exc.code == ErrorCode.INTERCEPTION:
                     self.reporter.emit("error", code=str(exc.code), message=exc.message, name=record.peer_name)
@@ -403,8 +413,9 @@ class Node:
             try:
                 done, link = await establish(
                     dialogue, role=record.role, pairing=False,
-                    ice_servers=ice_order.for_attempt(matched.ice_servers, attempt),
+                    ice_servers=matched.ice_servers, first_attempt=attempt,
                     config=self.config, tombstone=record.removed_at is not None,
+                    on_retry=self._retrying(record.peer_name),
                 )
             except BaseException:
                 await dialogue.close()
@@ -419,18 +430,21 @@ class Node:
     # -- local control --------------------------------------------------------------------------
 
     def _pick(self, name: str | None) -> PeerSession:
+        # A session whose link just dropped stays registered until its task notices; a
+        # transfer resuming after that drop must wait for the next session, not reuse it.
+        live = [s for s in self.sessions.values() if not s.ended]
         if name is not None:
-            for session in self.sessions.values():
+            for session in live:
                 if session.name == name:
                     return session
             if self.book.find(name) is None:
                 raise UnknownDevice(f"No paired device is called {name!r}. `peerbeam devices` lists them.")
             raise PeerbeamError(f"{name} is paired but not connected right now.", code=ErrorCode.PEER_GONE)
-        if len(self.sessions) == 1:
-            return next(iter(self.sessions.values()))
-        if not self.sessions:
+        if len(live) == 1:
+            return live[0]
+        if not live:
             raise PeerbeamError("No paired device is connected right now.", code=ErrorCode.PEER_GONE)
-        names = ", ".join(sorted(s.name for s in self.sessions.values()))
+        names = ", ".join(sorted(s.name for s in live))
         raise PeerbeamError(f"Several devices are connected ({names}): choose one with --to.",
                             code=ErrorCode.BAD_MESSAGE)
 

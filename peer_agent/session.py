@@ -61,6 +61,7 @@ from .errors import (
     PeerGone,
     ServerRefused,
 )
+from . import ice_order
 from .files import Decide, FileShell
 from .handshake import (
     HandshakeCompleted,
@@ -70,6 +71,7 @@ from .handshake import (
     SignalReceived,
     abort_envelope,
 )
+from .relay_check import RelayVerdict, check_relay
 from .report import Reporter
 from .rtc import BindingContext, RtcLink
 from .signal_client import SignalClient
@@ -174,6 +176,11 @@ class Dialogue:
             else:
                 self._events.put_nowait(event)
 
+    def detach(self) -> None:
+        """The link of a failed attempt is gone: candidates wait for the next one."""
+        self._link = None
+        self._pending_candidates = []
+
     async def attach(self, link: RtcLink) -> None:
         """From now on trickled candidates go straight to ``link`` (buffered ones first)."""
         self._link = link
@@ -233,8 +240,12 @@ async def establish(
     confirm: Confirm | None = None,
     on_handshake: Callable[[HandshakeCompleted], None] | None = None,
     tombstone: bool = False,
+    first_attempt: int = 0,
+    on_retry: Callable[[RelayVerdict, str], None] | None = None,
 ) -> tuple[HandshakeCompleted, RtcLink]:
-    """From the first Noise message to a bound data channel. Every wait is bounded.
+    """From the first Noise message to a bound data channel. Every wait is bounded: one
+    connect timeout per TURN transport offered (``first_attempt`` picks the first one), and
+    the error then says what failed (relay_check.py).
 
     With ``tombstone`` (we removed this pairing while the other device was away) the KK
     handshake still runs — so only the real device learns it — then we say "removed" and stop.
@@ -258,21 +269,55 @@ async def establish(
             # The user on the other side is reading the code and deciding: give them time.
             await dialogue.expect(PairAccept, 300, "accept the pairing")
 
-    link = RtcLink(ice_servers, BindingContext(role, done.handshake_hash, done.chaining_key))
+    # aiortc tries one TURN transport per connection (ice_order.py): when an attempt finds no
+    # path, both sides start a fresh one with the next transport, still inside this dialogue —
+    # so a first pairing behind a UDP-blocking firewall does not burn its single-use QR token.
+    plans = ice_order.attempts(ice_servers, first_attempt)
+    for number, plan in enumerate(plans, start=1):
+        try:
+            link = await _connect_once(dialogue, role, plan.servers, done, config)
+        except PeerbeamError as exc:
+            if exc.code != ErrorCode.CONNECT_TIMEOUT:
+                raise
+            verdict = await check_relay(plan.servers)
+            if number == len(plans) or verdict.outcome in ("none", "refused"):
+                # Credentials are the same for every transport: a refusal will not change.
+                raise _no_path(verdict, config.connect_timeout) from None
+            following = plans[number].transport or "the same servers"
+            logger.info("attempt %d found no path (%s); trying %s", number, verdict.outcome, following)
+            if on_retry is not None:
+                on_retry(verdict, following)
+            dialogue.detach()
+            continue
+        return done, link
+    raise AssertionError("attempts() returns at least one plan")
+
+
+async def _connect_once(dialogue: Dialogue, role: Role, servers: list[IceServer], done: HandshakeCompleted,
+                        config: NodeConfig) -> RtcLink:
+    """One offer/answer and ICE run, bounded by the connect timeout."""
+    link = RtcLink(servers, BindingContext(role, done.handshake_hash, done.chaining_key))
     try:
         if role == "initiator":
             await dialogue.send(await link.make_offer())
             answer = await dialogue.expect(Sdp, config.connect_timeout, "answer the connection offer")
             await link.accept_answer(answer)
         else:
-            offer = await dialogue.expect(Sdp, config.connect_timeout, "send a connection offer")
+            # The initiator's next offer comes once *its* attempt timed out, up to a timeout later.
+            offer = await dialogue.expect(Sdp, 2 * config.connect_timeout, "send a connection offer")
             await dialogue.send(await link.accept_offer(offer))
         await dialogue.attach(link)
         await dialogue.race(link.wait_bound(config.connect_timeout), config.connect_timeout + 1, "connect")
     except BaseException:
         await link.close()
         raise
-    return done, link
+    return link
+
+
+def _no_path(verdict: RelayVerdict, timeout: float) -> PeerbeamError:
+    code = ErrorCode.RELAY_UNAVAILABLE if verdict.outcome in ("refused", "unreachable") else ErrorCode.CONNECT_TIMEOUT
+    return PeerbeamError(f"No network path to the other device worked within {timeout:g} s. {verdict.sentence()}",
+                         code=code)
 
 
 class PeerSession:
@@ -402,6 +447,11 @@ class PeerSession:
     def _send_quietly(self, message: ChannelMessage) -> None:
         with contextlib.suppress(PeerbeamError, RuntimeError):
             self.link.send(message)
+
+    @property
+    def ended(self) -> bool:
+        """Over, or about to be: nothing new should start on it."""
+        return self._ended.done() or self.link.closed.done()
 
     def _end(self, reason: str) -> None:
         if not self._ended.done():

@@ -54,6 +54,7 @@ class ErrorCode(enum.StrEnum):
     PAIRING_REJECTED = "pairing_rejected"
     UNKNOWN_DEVICE = "unknown_device"
     CONNECT_TIMEOUT = "connect_timeout"
+    RELAY_UNAVAILABLE = "relay_unavailable"
     SERVER_UNREACHABLE = "server_unreachable"
     INTERNAL = "internal"
     # transfers

@@ -3,7 +3,7 @@ aiortc's own reading of the list (it uses only the first usable TURN URL)."""
 
 from aiortc.rtcicetransport import connection_kwargs
 
-from peer_agent.ice_order import for_attempt, transports
+from peer_agent.ice_order import attempts, for_attempt, transports
 from peer_agent.rtc import to_rtc_ice_servers
 from signaling.schema import IceServer
 
@@ -47,3 +47,13 @@ def test_two_transports_alternate():
     assert chosen(for_attempt([STUN, tls_and_udp], 0))[:2] == ("udp", False)
     assert chosen(for_attempt([STUN, tls_and_udp], 1))[:2] == ("tcp", True)
     assert chosen(for_attempt([STUN, tls_and_udp], 2))[:2] == ("udp", False)
+
+
+def test_one_establish_tries_each_offered_transport_once_from_the_given_start():
+    plans = attempts([STUN, TURN], first=1)
+    assert [p.transport for p in plans] == ["tcp", "tls", "udp"]
+    assert [chosen(p.servers)[:2] for p in plans] == [("tcp", False), ("tcp", True), ("udp", False)]
+    # No TURN at all, or one transport: a single attempt (the same again would only be slower).
+    assert attempts([STUN]) == [type(plans[0])(None, [STUN])]
+    udp_only = IceServer(urls=["turn:203.0.113.1:3478"], username="1:u", credential="p")
+    assert [p.transport for p in attempts([udp_only], first=5)] == ["udp"]
