@@ -91,7 +91,11 @@ class SecureSession:
         prologue: bytes,
         pattern: Literal["NKpsk0", "KKpsk0"],
         remote_key: bytes | None,
+        ephemeral: X25519PrivateKey | None = None,
     ) -> None:
+        # ``ephemeral`` exists only so that tests/vectors/make_session_vectors.py can record a
+        # reproducible exchange for the browser's tests; never pass one otherwise: a reused
+        # ephemeral key gives up forward secrecy.
         self.role = role
         self._hello = hello
         self._expected_remote = remote_key
@@ -106,6 +110,7 @@ class SecureSession:
             psk=psk,
             s=static,
             rs=remote_key if (role == "initiator" or pattern == "KKpsk0") else None,
+            e=ephemeral,
         )
         self._transport: Transport | None = None
         self._dead = False
@@ -114,7 +119,14 @@ class SecureSession:
 
     @classmethod
     def for_pairing(
-        cls, *, role: Role, hello: Hello, identity: X25519PrivateKey, qr_secret: bytes, agent_key: bytes | None
+        cls,
+        *,
+        role: Role,
+        hello: Hello,
+        identity: X25519PrivateKey,
+        qr_secret: bytes,
+        agent_key: bytes | None,
+        ephemeral: X25519PrivateKey | None = None,
     ) -> SecureSession:
         """NKpsk0: the joiner knows the agent's key and the secret from the QR."""
         return cls(
@@ -125,11 +137,19 @@ class SecureSession:
             prologue=PAIR_PROLOGUE,
             pattern="NKpsk0",
             remote_key=agent_key if role == "initiator" else None,
+            ephemeral=ephemeral,
         )
 
     @classmethod
     def for_reconnect(
-        cls, *, role: Role, hello: Hello, identity: X25519PrivateKey, pair_secret: bytes, peer_key: bytes
+        cls,
+        *,
+        role: Role,
+        hello: Hello,
+        identity: X25519PrivateKey,
+        pair_secret: bytes,
+        peer_key: bytes,
+        ephemeral: X25519PrivateKey | None = None,
     ) -> SecureSession:
         """KKpsk0: both long-term keys known from the pairing record, psk from its secret."""
         return cls(
@@ -140,6 +160,7 @@ class SecureSession:
             prologue=RECONNECT_PROLOGUE,
             pattern="KKpsk0",
             remote_key=peer_key,
+            ephemeral=ephemeral,
         )
 
     # -- driving it -----------------------------------------------------------------------------

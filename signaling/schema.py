@@ -439,6 +439,9 @@ def _decode(decoder: msgspec.json.Decoder[T], data: bytes | str) -> T:
         if "malformed" in text or "truncated" in text or "trailing" in text:
             raise SchemaError(ErrorCode.BAD_JSON, "The message is not valid JSON.") from None
         raise SchemaError(ErrorCode.BAD_MESSAGE, f"The message does not fit the schema: {text}") from None
+    except UnicodeDecodeError:
+        # msgspec validates UTF-8 lazily, inside strings, and raises this instead of DecodeError.
+        raise SchemaError(ErrorCode.BAD_JSON, "The message is not valid UTF-8.") from None
 
 
 def decode_client(data: bytes | str) -> ClientMessage:

@@ -63,6 +63,7 @@ def test_round_trip_carries_tag_and_version(message, decode):
     [
         (b"{", s.ErrorCode.BAD_JSON),
         (b"", s.ErrorCode.BAD_JSON),
+        (b'{"t":"pair.create","name":"\xff"}', s.ErrorCode.BAD_JSON),  # not UTF-8 inside a string
         (b"[1,2]", s.ErrorCode.BAD_MESSAGE),
         (b'{"t":"nope"}', s.ErrorCode.BAD_MESSAGE),
         (b'{"name":"x"}', s.ErrorCode.BAD_MESSAGE),  # no tag
