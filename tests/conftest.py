@@ -100,3 +100,15 @@ async def coturn(nat_lab: NatLab, tmp_path: Path) -> AsyncIterator[Coturn]:
         yield server
     finally:
         await server.stop()
+
+
+# ---- the LAN lab (tests/lan_lab.py) ------------------------------------------------------------
+
+from tests.lan_lab import LanLab, build_lan_lab
+
+
+@pytest.fixture
+def lan_lab(lab: Lab) -> LanLab:
+    """lan1 (agent) .1, lan2 (paired peer) .2, lan3 (stranger) .3 of 198.51.100.0/24 on one
+    bridge, mDNS-ready (multicast route, usable IPv6 link-local). Torn down with `lab`."""
+    return build_lan_lab(lab)
