@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
@@ -69,19 +69,24 @@ class BadSdp(PeerbeamError):
 
 
 def keep_sha256_fingerprint(sdp: str) -> tuple[str, str]:
-    """Our outgoing SDP with only its sha-256 fingerprint line; returns (sdp, fingerprint)."""
+    """Our outgoing SDP with only its sha-256 fingerprint line; returns (sdp, fingerprint).
+
+    Line by line, so that no empty line is left where another fingerprint was: browsers refuse
+    an SDP with one ("Invalid SDP line", RFC 8866 §5 has no empty lines).
+    """
     found: list[str] = []
-
-    def keep(match: re.Match[str]) -> str:
-        if match.group(1).lower() == "sha-256":
+    kept: list[str] = []
+    for line in re.split(r"\r?\n", sdp):
+        match = _FINGERPRINT.match(line)
+        if match is not None:
+            if match.group(1).lower() != "sha-256":
+                continue
             found.append(normalise_fingerprint(match.group(2)))
-            return match.group(0)
-        return ""
-
-    lines = [line for line in _FINGERPRINT.sub(keep, sdp).split("\r\n") if line != ""]
+        if line:
+            kept.append(line)
     if len(set(found)) != 1:
         raise BadSdp("Our own SDP has no single sha-256 fingerprint (aiortc changed?).")
-    return "\r\n".join(lines) + "\r\n", found[0]
+    return "\r\n".join(kept) + "\r\n", found[0]
 
 
 def remote_fingerprint(sdp: str) -> str:
@@ -119,6 +124,10 @@ MessageHandler = Callable[[ChannelMessage], None]
 
 class RtcLink:
     """The WebRTC side of one connected session."""
+
+    # As a carrier of file frames (files.FrameCarrier): what the user is told, and the cap.
+    label: Final = "data channel"
+    max_frame_bytes: Final = MAX_FRAME_BYTES
 
     def __init__(self, ice_servers: list[IceServer], binding: BindingContext) -> None:
         # Explicit, possibly empty: never let aiortc fall back to a public STUN server.

@@ -32,7 +32,9 @@ from .schema import (
     JoinRefused,
     PairCreate,
     PairJoin,
+    PairInfo,
     PairJoined,
+    PairPeek,
     PairRefresh,
     PeerJoined,
     PeerLeft,
@@ -86,6 +88,8 @@ _BOUND = (Role.AGENT, Role.JOINER, Role.RENDEZVOUS)
 # room opens a second socket, so one socket never mixes two conversations.
 _REFUSALS: Final[dict[tuple[Role, type[ClientMessage]], ErrorCode]] = {
     **{(role, kind): ErrorCode.ALREADY_BOUND for role in _BOUND for kind in _BIND},
+    # A bound socket has no business looking at other rooms' tokens.
+    **{(role, PairPeek): ErrorCode.ALREADY_BOUND for role in _BOUND},
     (Role.NONE, PairRefresh): ErrorCode.NOT_IN_ROOM,
     (Role.JOINER, PairRefresh): ErrorCode.NOT_IN_ROOM,
     (Role.RENDEZVOUS, PairRefresh): ErrorCode.NOT_IN_ROOM,
@@ -193,6 +197,27 @@ class Rooms:
             Send(room.agent, PeerJoined(name=name)),
             Send(conn, PairJoined(peer_name=room.agent_name, ice_servers=ice_servers())),
         ]
+
+    def peek(self, room_id: RoomId, conn: ConnId, *, used: bool, expires_at: float) -> list[Send]:
+        """A device looks at an authenticated token for ``room_id`` without claiming it.
+
+        ``used`` is the store's read-only verdict on the token id. Nothing changes here: the
+        answer is what ``join_pairing`` would say, minus the side effects, and the agent is not
+        told (a peek is not an attempt to join).
+        """
+        refused = self.refusal(conn, PairPeek)
+        if refused is not None:
+            return [Send(conn, error(refused))]
+        room = self._pairing.get(room_id)
+        if used:
+            return [Send(conn, error(ErrorCode.TOKEN_USED))]
+        if room is None:
+            return [
+                Send(conn, error(ErrorCode.PEER_GONE, "The device that showed this code is gone."))
+            ]
+        if room.joiner is not None:
+            return [Send(conn, error(ErrorCode.ROOM_FULL))]
+        return [Send(conn, PairInfo(name=room.agent_name, expires_at=expires_at))]
 
     # ---- rendezvous ------------------------------------------------------------------------
 

@@ -125,6 +125,17 @@ class PairJoin(_Base, tag="pair.join", frozen=True):
     name: Name
 
 
+class PairPeek(_Base, tag="pair.peek", frozen=True):
+    """Read-only look at a token before the user taps "Pair": who showed it, until when.
+
+    Answered by ``pair.info`` or an error (``token_expired``, ``token_used``, ``bad_token``,
+    ``peer_gone``). It never consumes the token: a link prefetcher or a curious scanner that
+    peeks burns nothing (DESIGN "Pairing" step 2: claim only after a tap).
+    """
+
+    token: Token
+
+
 class Rendezvous(_Base, tag="rendezvous", frozen=True):
     """An already-paired device presents ``HKDF(pair_secret, "rid" | day)`` (base64url)."""
 
@@ -137,7 +148,7 @@ class Relay(_Base, tag="relay", frozen=True):
     data: RelayBytes
 
 
-ClientMessage = PairCreate | PairRefresh | PairJoin | Rendezvous | Relay
+ClientMessage = PairCreate | PairRefresh | PairJoin | PairPeek | Rendezvous | Relay
 
 
 # ---- server → device -------------------------------------------------------------------------
@@ -147,6 +158,13 @@ class PairCreated(_Base, tag="pair.created", frozen=True):
     token: str
     expires_at: float
     ice_servers: list[IceServer]
+
+
+class PairInfo(_Base, tag="pair.info", frozen=True):
+    """The answer to ``pair.peek``: the name the agent gave its room and the token's expiry."""
+
+    name: Name
+    expires_at: float
 
 
 class PeerJoined(_Base, tag="peer.joined", frozen=True):
@@ -188,6 +206,7 @@ class Error(_Base, tag="error", frozen=True):
 
 ServerMessage = (
     PairCreated
+    | PairInfo
     | PeerJoined
     | PairJoined
     | JoinRefused

@@ -5,7 +5,8 @@ routes opaque ``relay`` bytes between the two members of a room. It never sees k
 candidates or anything else inside a relay (DESIGN "Pairing", "Reconnect", "Hardening").
 
 Endpoints: ``GET /v1/ws`` (the WebSocket; JSON text frames of ``schema.ClientMessage`` /
-``schema.ServerMessage``), ``GET /healthz``, ``GET /p`` (the phone link's landing page).
+``schema.ServerMessage``), ``GET /healthz``, and the phone web app: ``GET /p`` (the QR link's
+landing page) and ``GET /app/...`` (webapp.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from crypto.errors import TokenError
 from crypto.tokens import TokenSealer
 
+from . import webapp
 from .config import ServerConfig
 from .errors import SignalingError, error
 from .header_deadline import HeaderDeadline
@@ -35,6 +37,7 @@ from .schema import (
     PairCreate,
     PairCreated,
     PairJoin,
+    PairPeek,
     PairRefresh,
     Rendezvous,
     SchemaError,
@@ -53,18 +56,6 @@ _TOKEN_CODES: Final = {
     ErrorCode.BAD_TOKEN.value: ErrorCode.BAD_TOKEN,
     ErrorCode.TOKEN_EXPIRED.value: ErrorCode.TOKEN_EXPIRED,
 }
-
-_PHONE_PAGE = """\
-peerbeam
-
-The phone web app is not part of this build yet.
-
-To pair with this link, copy the whole link you scanned (including everything after '#')
-and run on a computer with peerbeam installed:
-
-    peerbeam join '<the full link>'
-"""
-
 
 class _Connection:
     __slots__ = ("id", "key", "ws", "relay_bucket", "authenticated", "errors")
@@ -221,6 +212,8 @@ class Signaling:
             await self._send(conn, self._pair_created(room))
         elif isinstance(message, PairJoin):
             await self._pair_join(conn, message)
+        elif isinstance(message, PairPeek):
+            await self._pair_peek(conn, message)
         elif isinstance(message, Rendezvous):
             self._limit(self._joins, conn)
             now = self._clock()
@@ -253,6 +246,21 @@ class Signaling:
             ice_servers=lambda: ice_servers(self.config, now),
         )
         log.info("conn %d: pair.join %s", conn.id, _outcome(conn.id, sends))
+        await self._deliver(sends)
+
+    async def _pair_peek(self, conn: _Connection, message: PairPeek) -> None:
+        # The same budget as joins: a peek answers "is this token alive", which is as much as
+        # a join tells a guesser.
+        self._limit(self._joins, conn)
+        try:
+            claims = self._sealer.open(message.token, self._clock())
+        except TokenError as exc:
+            raise SignalingError(
+                _TOKEN_CODES.get(exc.code, ErrorCode.BAD_TOKEN), exc.message
+            ) from None
+        used = await self.store.seen(claims.token_id)
+        sends = self.rooms.peek(claims.room, conn.id, used=used, expires_at=claims.expires_at)
+        log.info("conn %d: pair.peek %s", conn.id, _outcome(conn.id, sends))
         await self._deliver(sends)
 
     def _pair_created(self, room: bytes) -> PairCreated:
@@ -347,16 +355,6 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def _phone_page(request: web.Request) -> web.Response:
-    # The link's fragment (the token and keys) never reaches us; the page must not leak it on.
-    headers = {
-        "Cache-Control": "no-store",
-        "Referrer-Policy": "no-referrer",
-        "X-Content-Type-Options": "nosniff",
-    }
-    return web.Response(text=_PHONE_PAGE, content_type="text/plain", headers=headers)
-
-
 async def _on_shutdown(app: web.Application) -> None:
     await app[SIGNALING].close_sockets()
 
@@ -394,7 +392,7 @@ def build_app(
     )
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/v1/ws", _websocket)
-    app.router.add_get("/p", _phone_page)
+    webapp.add_routes(app)
     app.on_shutdown.append(_on_shutdown)
     app.on_cleanup.append(_on_cleanup)
     return app

@@ -2,7 +2,7 @@
 
 ``Store`` is the interface; ``MemoryStore`` serves one process. A Redis store for many nodes
 (DESIGN "Scale") implements ``use_once`` as ``SET key 1 NX PX ttl_ms`` — atomic across nodes,
-and Redis expires the key by itself.
+and Redis expires the key by itself; ``seen`` (a read-only look, for ``pair.peek``) is ``EXISTS``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ class Store(Protocol):
         Raises :class:`StoreFullError` when it cannot remember one more key: forgetting a live
         key would let a token be used twice, so a full store fails closed.
         """
+        ...
+
+    async def seen(self, key: bytes) -> bool:
+        """Whether ``key`` was used and has not expired yet; never records it (``EXISTS``)."""
         ...
 
     async def close(self) -> None: ...
@@ -64,6 +68,12 @@ class MemoryStore:
         self._expiry[key] = expires_at
         heapq.heappush(self._heap, (expires_at, key))
         return True
+
+    async def seen(self, key: bytes) -> bool:
+        if self._closed:
+            raise RuntimeError("store is closed")
+        self._evict(self._clock())
+        return key in self._expiry
 
     async def close(self) -> None:
         self._closed = True

@@ -173,17 +173,17 @@ async def until(condition: Callable[[], bool], timeout: float = RECV_TIMEOUT) ->
 # ---- plain HTTP ------------------------------------------------------------------------------
 
 
-async def test_healthz_and_honest_phone_page(server: RunningServer) -> None:
+async def test_healthz_and_phone_page(server: RunningServer) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{server.url}/healthz") as resp:
             assert resp.status == 200
             assert await resp.json() == {"ok": True}
+        # The phone web app (test_phone_serving.py has the details).
         async with session.get(f"{server.url}/p") as resp:
             assert resp.status == 200
-            assert resp.content_type == "text/plain"
+            assert resp.content_type == "text/html"
             assert resp.headers["Referrer-Policy"] == "no-referrer"
-            text = await resp.text()
-            assert "not part of this build" in text and "peerbeam join '<the full link>'" in text
+            assert '<script type="module" src="/app/main.js">' in await resp.text()
 
 
 async def test_port_zero_reports_bound_port_and_close_is_idempotent(

@@ -21,6 +21,10 @@ def test_outgoing_sdp_keeps_exactly_the_sha256_fingerprint():
     assert fp == FP256
     assert sdp.count("a=fingerprint:") == 1 and "sha-384" not in sdp and "a=setup:actpass" in sdp
     assert remote_fingerprint(sdp) == FP256
+    # Nothing but CRLF-terminated, non-empty lines: Chromium refuses an SDP with an empty line.
+    assert sdp.endswith("\r\n") and all(line and "\n" not in line for line in sdp[:-2].split("\r\n"))
+    assert sdp == SDP.replace(f"a=fingerprint:sha-384 {FP384}\r\n", "").replace(
+        f"a=fingerprint:sha-512 {':'.join(['EF'] * 64)}\r\n", "")
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,25 @@ function dh(privateKey, publicKey) {
   }
 }
 
+/**
+ * A static private key this code cannot read: a non-extractable WebCrypto key in the browser
+ * (store/held_key.js). `dh` must answer synchronously, so its holder computes the DH results
+ * for the public keys a handshake will meet before each step (the peer's static key before
+ * the first message, the peer's ephemeral before reading its message).
+ * @typedef {{publicKey: Uint8Array, dh: (publicKey: Uint8Array) => Uint8Array}} StaticKey
+ */
+
+/** @param {unknown} key @returns {key is StaticKey} */
+export function isStaticKey(key) {
+  return typeof key === 'object' && key !== null && !(key instanceof Uint8Array) &&
+    typeof (/** @type {StaticKey} */ (key)).dh === 'function';
+}
+
+/** The public half of a static key, raw or held. @param {Uint8Array | StaticKey} key */
+export function staticPublic(key) {
+  return isStaticKey(key) ? key.publicKey : x25519.getPublicKey(key);
+}
+
 /** @param {unknown} key @param {string} what */
 function requireKey(key, what) {
   if (!(key instanceof Uint8Array) || key.length !== DHLEN) throw new RangeError(`${what} is 32 bytes`);
@@ -112,7 +131,7 @@ export class HandshakeState {
   #spec;
   #initiator;
   #psk;
-  /** @type {Uint8Array | null} */ #s;
+  /** @type {Uint8Array | StaticKey | null} */ #s;
   /** @type {Uint8Array | null} */ #e;
   /** @type {Uint8Array | null} */ #rs;
   /** @type {Uint8Array | null} */ #re = null;
@@ -127,7 +146,8 @@ export class HandshakeState {
    * @param {boolean} options.initiator
    * @param {Uint8Array} options.prologue bound into the hash (§6)
    * @param {Uint8Array} options.psk 32 bytes (§9.2)
-   * @param {Uint8Array} [options.s] this side's static private key, where the pattern needs it
+   * @param {Uint8Array | StaticKey} [options.s] this side's static private key, where the
+   *   pattern needs it: raw bytes, or a key held elsewhere
    * @param {Uint8Array} [options.rs] the peer's static public key, where known in advance
    * @param {Uint8Array} [options.e] a fixed ephemeral private key: test vectors only, since
    *   reusing an ephemeral gives up forward secrecy
@@ -149,7 +169,10 @@ export class HandshakeState {
     }
     if (needsS && s == null) throw new RangeError(`${pattern}: this side needs its static key s`);
     if (remotePre.includes('s')) requireKey(rs, `${pattern}: the peer's static key rs`);
-    if (s != null) requireKey(s, 'a static private key');
+    if (s != null) {
+      if (isStaticKey(s)) requireKey(s.publicKey, 'a static public key');
+      else requireKey(s, 'a static private key');
+    }
     if (e != null) requireKey(e, 'an ephemeral private key');
     this.#spec = spec;
     this.#initiator = Boolean(initiator);
@@ -167,7 +190,7 @@ export class HandshakeState {
 
   /** @param {boolean} sideIsInitiator */
   #staticOf(sideIsInitiator) {
-    if (sideIsInitiator === this.#initiator) return x25519.getPublicKey(/** @type {Uint8Array} */ (this.#s));
+    if (sideIsInitiator === this.#initiator) return staticPublic(/** @type {Uint8Array | StaticKey} */ (this.#s));
     return /** @type {Uint8Array} */ (this.#rs);
   }
 
@@ -264,7 +287,7 @@ export class HandshakeState {
     const local = first === 'e' ? this.#e : this.#s;
     const remote = second === 'e' ? this.#re : this.#rs;
     if (local === null || remote === null) throw new Error(`missing key for ${token}`);
-    this.#sym.mixKey(dh(local, remote));
+    this.#sym.mixKey(isStaticKey(local) ? local.dh(remote) : dh(local, remote));
   }
 
   /**

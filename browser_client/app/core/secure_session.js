@@ -14,11 +14,10 @@
 // Any AEAD failure, a message out of turn, or an identity other than the one expected is
 // treated as interception: the session is dead and the caller must abort on both sides.
 
-import { x25519 } from '../vendor/noble.js';
 import { concatBytes, equalBytes, utf8Encode } from './bytes.js';
 import { PeerbeamError } from './errors.js';
 import { comparisonCode, pairingPsk, reconnectPsk } from './kdf.js';
-import { HandshakeState } from './noise.js';
+import { HandshakeState, staticPublic } from './noise.js';
 import { decodeSignal, encodeSignal } from './signals.js';
 
 /** @typedef {'initiator' | 'responder'} Role */
@@ -57,12 +56,13 @@ export function abortEnvelope(reason) {
 /**
  * The Hello this device announces.
  * @param {string} name shown to the other user, 1..64 characters
- * @param {Uint8Array} identity this device's long-term X25519 private key
+ * @param {Uint8Array | import('./noise.js').StaticKey} identity this device's long-term X25519
+ *   private key, raw or held (a non-extractable WebCrypto key)
  * @param {'pc' | 'phone' | 'cli'} device
  * @returns {Signal}
  */
 export function helloFor(name, identity, device) {
-  return { t: 'hello', name, identity_key: x25519.getPublicKey(identity), device, v: 1 };
+  return { t: 'hello', name, identity_key: staticPublic(identity), device, v: 1 };
 }
 
 /** One Noise session between two devices, fed envelopes, returning envelopes and events. */
@@ -78,7 +78,8 @@ export class SecureSession {
    * @param {object} options
    * @param {Role} options.role
    * @param {Signal} options.hello this device's Hello (see helloFor)
-   * @param {Uint8Array} options.identity this device's long-term X25519 private key
+   * @param {Uint8Array | import('./noise.js').StaticKey} options.identity this device's long-term X25519
+   *   private key, raw or held
    * @param {Uint8Array} options.psk
    * @param {Uint8Array} options.prologue
    * @param {'NKpsk0' | 'KKpsk0'} options.pattern
@@ -107,7 +108,7 @@ export class SecureSession {
 
   /**
    * NKpsk0: the joiner (initiator) knows the agent's key and the secret from the QR.
-   * @param {{role: Role, hello: Signal, identity: Uint8Array, qrSecret: Uint8Array,
+   * @param {{role: Role, hello: Signal, identity: Uint8Array | import('./noise.js').StaticKey, qrSecret: Uint8Array,
    *          agentKey: Uint8Array | null, ephemeral?: Uint8Array}} options
    */
   static forPairing({ role, hello, identity, qrSecret, agentKey, ephemeral }) {
@@ -125,7 +126,7 @@ export class SecureSession {
 
   /**
    * KKpsk0: both long-term keys known from the pairing record, psk from its secret.
-   * @param {{role: Role, hello: Signal, identity: Uint8Array, pairSecret: Uint8Array,
+   * @param {{role: Role, hello: Signal, identity: Uint8Array | import('./noise.js').StaticKey, pairSecret: Uint8Array,
    *          peerKey: Uint8Array, ephemeral?: Uint8Array}} options
    */
   static forReconnect({ role, hello, identity, pairSecret, peerKey, ephemeral }) {

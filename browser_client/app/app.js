@@ -1,0 +1,304 @@
+// The phone app's flows, between the screens (ui/) and the network (net/meet.js):
+//
+// * first contact (DESIGN "Pairing"): the QR link -> pair.peek (who, until when; burns
+//   nothing) -> "Pair with <PC>?" -> only after the tap: pair.join, the NK handshake with the
+//   QR secret, the 6-digit code, the PC's accept, WebRTC, the binding MACs -> connected;
+// * come back later (DESIGN "Reconnect"): the rendezvous id of the day, the KK handshake with
+//   the pairing record, WebRTC again — and again after every drop, with backoff;
+// * forget: tell the PC (unpair) when it is there, and delete the record.
+
+import { PeerbeamError } from './core/errors.js';
+import { peek, pair, rendezvous } from './net/meet.js';
+import { PeerSession } from './net/peer_session.js';
+import { sleep } from './net/timing.js';
+import { failureFor } from './ui/screens.js';
+
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 10_000;
+// A PC that is merely slow to come back (it noticed our reload a moment ago) is not "offline"
+// yet: say so only after this long.
+const OFFLINE_AFTER_MS = 4_000;
+const PATH_REFRESH_MS = 2_000;
+
+/** @typedef {import('./store/pairings.js').PairingRecord} PairingRecord */
+
+/** A name for this device that the PC user recognises, from what the browser says it is. */
+export function deviceName() {
+  const ua = navigator.userAgent;
+  if (/iPhone/.test(ua)) return 'iPhone';
+  if (/iPad/.test(ua)) return 'iPad';
+  if (/Android/.test(ua)) return 'Android phone';
+  return 'Phone';
+}
+
+/** @param {unknown} err @returns {PeerbeamError} */
+function asPeerbeamError(err) {
+  if (err instanceof PeerbeamError) return err;
+  console.error(err);
+  return new PeerbeamError('internal', `Something failed inside the app (${/** @type {Error} */ (err)?.message ?? err}).`);
+}
+
+export class App {
+  /** @type {PeerSession | null} */ #session = null;
+  /** @type {PairingRecord | null} */ #record = null;
+  /** @type {AbortController | null} */ #attempt = null;
+  /** @type {(() => void) | null} */ #wake = null;
+  #stopped = false;
+
+  /**
+   * @param {import('./ui/screens.js').Ui} ui
+   * @param {import('./store/pairings.js').Store} store
+   * @param {string} origin this page's origin: the signaling server that served it
+   */
+  constructor(ui, store, origin) {
+    this.ui = ui;
+    this.store = store;
+    this.origin = origin;
+    this.name = deviceName();
+  }
+
+  // -- first contact --------------------------------------------------------------------------
+
+  /** @param {import('./core/link.js').PairingLink} link */
+  async peek(link) {
+    this.ui.checking();
+    let info;
+    try {
+      info = await peek(this.origin, link.token);
+    } catch (err) {
+      this.#fail(asPeerbeamError(err), () => this.peek(link));
+      return;
+    }
+    this.ui.confirm({
+      name: info.name,
+      expiresAt: info.expiresAt,
+      onPair: () => this.pair(link, info.name),
+      onCancel: () => this.home(),
+    });
+  }
+
+  /** @param {import('./core/link.js').PairingLink} link @param {string} pcName */
+  async pair(link, pcName) {
+    this.ui.pairing({ name: pcName, step: 'handshake' });
+    this.ui.status({ name: pcName, state: 'connecting' });
+    /** @type {string | undefined} */
+    let code;
+    try {
+      const met = await pair({
+        origin: this.origin, link, identity: await this.store.identity(), name: this.name,
+        onCode: (c) => {
+          code = c;
+          this.ui.pairing({ name: pcName, step: 'accept', code });
+        },
+        onAccepted: () => this.ui.pairing({ name: pcName, step: 'connect', code }),
+      });
+      const record = await this.store.put(met.record);
+      this.#record = record;
+      this.#maintain(record, this.#sessionOf(record, met));
+    } catch (err) {
+      this.ui.status({ name: pcName, state: 'none' });
+      this.#fail(asPeerbeamError(err));
+    }
+  }
+
+  // -- connected, and coming back -------------------------------------------------------------
+
+  /** The newest pairing, reconnected; or the welcome screen. */
+  async home() {
+    const [record] = await this.store.records();
+    if (record === undefined) {
+      this.ui.status({ state: 'none' });
+      this.ui.welcome();
+      return;
+    }
+    this.#record = record;
+    this.#maintain(record, null);
+  }
+
+  /** @param {PairingRecord} record @param {import('./net/meet.js').Met} met */
+  #sessionOf(record, met) {
+    return new PeerSession({
+      name: record.peerName, dialogue: met.dialogue, link: met.link,
+      events: {
+        onText: (text) => this.ui.message('in', text)('from your PC'),
+        onChange: () => this.#showStatus(),
+      },
+    });
+  }
+
+  async #showStatus() {
+    const session = this.#session;
+    const record = this.#record;
+    if (!session || !record) return;
+    const path = await session.link.path().catch(() => null);
+    this.ui.status({ name: record.peerName, state: 'connected', path, rttMs: session.rttMs ?? path?.rttMs ?? null });
+  }
+
+  /**
+   * Keep a session with this PC up: run the one we have, then meet again through the
+   * rendezvous id after every drop, until unpaired (the port of Node._maintain).
+   * @param {PairingRecord} record
+   * @param {PeerSession | null} first
+   */
+  async #maintain(record, first) {
+    let session = first;
+    let backoff = RETRY_MIN_MS;
+    while (!this.#stopped) {
+      if (session === null) {
+        try {
+          session = await this.#meetAgain(record);
+          backoff = RETRY_MIN_MS;
+        } catch (err) {
+          const error = asPeerbeamError(err);
+          if (this.#stopped) return;
+          if (error.code === 'unknown_device') {
+            await this.#removed(record, `${record.peerName} no longer has a pairing with this phone.`);
+            return;
+          }
+          if (error.code === 'interception') {
+            this.ui.status({ name: record.peerName, state: 'offline' });
+            this.#fail(error, () => this.#maintain(record, null));
+            return;
+          }
+          this.#offline(record, error.code === 'peer_gone' ? '' : error.message);
+          await this.#pause(backoff);
+          backoff = Math.min(backoff * 2, RETRY_MAX_MS);
+          continue;
+        }
+        if (this.#stopped) {
+          session.close(); // forgotten while it was connecting
+          return;
+        }
+      }
+      const end = await this.#run(session, record);
+      session = null;
+      if (end.code === 'unpaired' || this.#stopped) return;
+      if (end.code === 'removed') {
+        await this.#removed(record, end.message);
+        return;
+      }
+      console.info(`[app] session ended: ${end.message}`);
+      this.#offline(record, '');
+    }
+  }
+
+  /** @param {PairingRecord} record */
+  async #meetAgain(record) {
+    // Once the PC is known to be offline, the screen and the status bar say so until it is back.
+    if (document.body.dataset.screen !== 'offline') {
+      this.ui.status({ name: record.peerName, state: 'connecting' });
+      this.ui.connecting(record.peerName);
+    }
+    const attempt = new AbortController();
+    this.#attempt = attempt;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    let offline;
+    try {
+      const met = await rendezvous({
+        record, identity: await this.store.identity(), name: this.name, signal: attempt.signal,
+        onWaiting: () => { offline = setTimeout(() => this.#offline(record, ''), OFFLINE_AFTER_MS); },
+        onMatched: () => {
+          clearTimeout(offline);
+          this.ui.status({ name: record.peerName, state: 'connecting' });
+        },
+      });
+      const peerName = /** @type {string} */ (met.done.peer.name);
+      if (peerName !== record.peerName) Object.assign(record, await this.store.update(record, { peerName }));
+      return this.#sessionOf(record, met);
+    } finally {
+      clearTimeout(offline);
+      if (this.#attempt === attempt) this.#attempt = null;
+    }
+  }
+
+  /** @param {PeerSession} session @param {PairingRecord} record */
+  async #run(session, record) {
+    this.#session = session;
+    this.ui.connected({
+      name: record.peerName,
+      onSend: async (text) => {
+        const mark = this.ui.message('out', text);
+        try {
+          await session.sendText(text);
+          mark('delivered');
+        } catch (err) {
+          mark('not delivered');
+          console.info(`[app] text not delivered: ${asPeerbeamError(err).message}`);
+        }
+      },
+      onForget: () => this.forget(),
+    });
+    this.ui.status({ name: record.peerName, state: 'connected' });
+    await session.measureRtt();
+    await this.#showStatus();
+    await this.store.update(record, { lastSeen: Date.now() / 1000 }).catch(() => {});
+    const refresh = setInterval(() => this.#showStatus(), PATH_REFRESH_MS);
+    try {
+      return await session.ended;
+    } finally {
+      clearInterval(refresh);
+      if (this.#session === session) this.#session = null;
+    }
+  }
+
+  /** @param {PairingRecord} record @param {string} message */
+  #offline(record, message) {
+    if (this.#stopped) return;
+    this.ui.status({ name: record.peerName, state: 'offline' });
+    this.ui.offline({
+      name: record.peerName,
+      message,
+      onRetry: () => {
+        this.#attempt?.abort(); // a waiting rendezvous starts over at once
+        this.#wake?.();
+      },
+      onForget: () => this.forget(),
+    });
+  }
+
+  /** Sleep before the next attempt; "Try again now" cuts it short. @param {number} ms */
+  #pause(ms) {
+    return Promise.race([sleep(ms), new Promise((resolve) => { this.#wake = () => resolve(undefined); })])
+      .finally(() => { this.#wake = null; });
+  }
+
+  /** The PC removed the pairing: so do we. @param {PairingRecord} record @param {string} message */
+  async #removed(record, message) {
+    await this.store.remove(record);
+    this.#record = null;
+    this.ui.status({ state: 'none' });
+    this.ui.failure({ kind: 'removed', message });
+  }
+
+  // -- forget -----------------------------------------------------------------------------------
+
+  async forget() {
+    const record = this.#record;
+    if (record === null) return;
+    this.#stopped = true;
+    const session = this.#session;
+    let told = false;
+    if (session !== null) {
+      try {
+        await session.unpair();
+        told = true;
+      } catch (err) {
+        console.info(`[app] could not tell the PC: ${asPeerbeamError(err).message}`);
+      }
+    }
+    this.#attempt?.abort();
+    this.#wake?.();
+    session?.close();
+    await this.store.remove(record);
+    this.#record = null;
+    this.ui.status({ state: 'none' });
+    this.ui.forgotten({ name: record.peerName, told, phoneName: this.name });
+  }
+
+  /** @param {PeerbeamError} error @param {() => void} [retry] */
+  #fail(error, retry) {
+    console.info(`[app] ${error.code}: ${error.message}`);
+    const kind = failureFor(error.code);
+    this.ui.failure({ kind, message: error.message, onRetry: retry ?? (kind === 'broken' ? () => location.reload() : undefined) });
+  }
+}
