@@ -5,13 +5,16 @@
 //   QR secret, the 6-digit code, the PC's accept, WebRTC, the binding MACs -> connected;
 // * come back later (DESIGN "Reconnect"): the rendezvous id of the day, the KK handshake with
 //   the pairing record, WebRTC again — and again after every drop, with backoff;
-// * forget: tell the PC (unpair) when it is there, and delete the record.
+// * forget: tell the PC (unpair) when it is there, and delete the record;
+// * connected: page cards from the PC, pulls by button or shake, files both ways.
 
 import { PeerbeamError } from './core/errors.js';
 import { peek, pair, rendezvous } from './net/meet.js';
 import { PeerSession } from './net/peer_session.js';
 import { sleep } from './net/timing.js';
 import { failureFor } from './ui/screens.js';
+import { askForMotion, listenForShakes, shakeSupport } from './ui/shake.js';
+import { Received } from './store/received.js';
 
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 10_000;
@@ -42,6 +45,8 @@ export class App {
   /** @type {PeerSession | null} */ #session = null;
   /** @type {PairingRecord | null} */ #record = null;
   /** @type {AbortController | null} */ #attempt = null;
+  /** @type {Promise<Received> | null} */ #received = null;
+  /** @type {(() => void) | null} */ #stopShakes = null;
   /** @type {(() => void) | null} */ #wake = null;
   #stopped = false;
 
@@ -94,7 +99,7 @@ export class App {
       });
       const record = await this.store.put(met.record);
       this.#record = record;
-      this.#maintain(record, this.#sessionOf(record, met));
+      this.#maintain(record, await this.#sessionOf(record, met));
     } catch (err) {
       this.ui.status({ name: pcName, state: 'none' });
       this.#fail(asPeerbeamError(err));
@@ -116,12 +121,16 @@ export class App {
   }
 
   /** @param {PairingRecord} record @param {import('./net/meet.js').Met} met */
-  #sessionOf(record, met) {
+  async #sessionOf(record, met) {
+    this.#received ??= Received.open();
     return new PeerSession({
-      name: record.peerName, dialogue: met.dialogue, link: met.link,
+      name: record.peerName, dialogue: met.dialogue, link: met.link, pairSecret: record.pairSecret,
+      received: await this.#received,
       events: {
         onText: (text) => this.ui.message('in', text)('from your PC'),
         onChange: () => this.#showStatus(),
+        onCard: (card) => this.ui.card(card),
+        onTransfer: (view) => this.ui.transfer(view, (id) => this.#session?.files.cancel(id)),
       },
     });
   }
@@ -227,7 +236,15 @@ export class App {
         }
       },
       onForget: () => this.forget(),
+      onPull: () => this.pull(),
+      onFiles: (files) => this.sendFiles(files),
+      shake: shakeSupport(),
+      onShakeOn: async () => {
+        if (await askForMotion()) this.#listenForShakes();
+        else this.ui.pull({ state: 'refused', code: 'motion', text: 'Shake needs motion access: allow it in Settings, or use the button.' });
+      },
     });
+    if (shakeSupport() === 'ready') this.#listenForShakes();
     this.ui.status({ name: record.peerName, state: 'connected' });
     await session.measureRtt();
     await this.#showStatus();
@@ -236,8 +253,48 @@ export class App {
     try {
       return await session.ended;
     } finally {
+      this.#stopShakes?.();
+      this.#stopShakes = null;
       clearInterval(refresh);
       if (this.#session === session) this.#session = null;
+    }
+  }
+
+  #listenForShakes() {
+    this.#stopShakes?.();
+    this.#stopShakes = listenForShakes(() => this.pull());
+  }
+
+  // -- what a connected phone does -------------------------------------------------------------
+
+  /** Ask the PC for the page it shows now; the card or the PC's reason appears. */
+  async pull() {
+    const session = this.#session;
+    if (session === null) return;
+    this.ui.pull({ state: 'asking', text: `Asking ${session.name} for its page…` });
+    const answer = await session.pages.pull();
+    if ('card' in answer) {
+      this.ui.pull({ state: 'done', text: '' });
+      return;
+    }
+    const { code, message } = answer.refused;
+    const next = {
+      inactive: `${session.name} is asleep. On the PC, run “peerbeam activate” or click the peerbeam button in the browser, then try again.`,
+      no_page: `${session.name} can’t tell which page it shows. Install the peerbeam browser extension there, or beam the page from the PC.`,
+    }[code];
+    this.ui.pull({ state: 'refused', code, text: message || next || `${session.name} did not send its page (${code}).` });
+  }
+
+  /** Send files (picked, photographed, pasted or shared) to the PC, one after the other. @param {Blob[]} files */
+  async sendFiles(files) {
+    for (const file of files) {
+      const session = this.#session;
+      if (session === null) return;
+      try {
+        await session.files.send(file, /** @type {File} */ (file).name || 'file');
+      } catch (err) {
+        console.info(`[app] file not sent: ${asPeerbeamError(err).message}`);
+      }
     }
   }
 

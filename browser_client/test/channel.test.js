@@ -40,10 +40,27 @@ test('channel messages decode from any key order, with their bounds checked', ()
     refused('frame_too_large'));
 });
 
-test('messages of a later part are let go quietly, others refused', () => {
-  assert.equal(decodeChannel('{"t":"page.pull","id":"abc"}'), null);
-  assert.ok(LATER_TAGS.every((tag) => !Object.hasOwn(CHANNEL_SCHEMA, tag)));
-  assert.throws(() => decodeChannel('{"t":"page.nope"}'), refused('bad_message'));
+// The bytes below are what msgspec writes for the same records (signaling/schema.py encode).
+const PUSH = '{"t":"page.push","id":"0123456789abcdef","url":"https://example.org/é","title":"T \\"x\\"","thumbs":[{"id":"00000000000000ff","kind":"image","mime":"image/webp","width":320,"height":200,"natural_width":1600,"natural_height":1000,"size":1234,"sha256":"' + 'a'.repeat(64) + '","source":"https://example.org/a.jpg"}],"pull":"p1","v":1}';
+const OFFER = '{"t":"transfer.offer","id":"0123456789abcdef","name":"a b.bin","size":20,"sha256":"' + 'b'.repeat(64) + '","mime":null,"v":1}';
+
+test('files and page cards: msgspec bytes both ways, nested thumbnails checked', () => {
+  assert.deepEqual(LATER_TAGS, []);
+  const push = decodeChannel(PUSH);
+  assert.equal(push.thumbs[0].natural_width, 1600);
+  assert.equal(encodeChannel({ ...push }), PUSH);
+  assert.equal(encodeChannel({ t: 'page.push', id: '0123456789abcdef', url: 'https://example.org/é', title: 'T "x"', pull: 'p1',
+    thumbs: [{ id: '00000000000000ff', mime: 'image/webp', width: 320, height: 200, natural_width: 1600,
+      natural_height: 1000, size: 1234, sha256: 'a'.repeat(64), source: 'https://example.org/a.jpg' }] }), PUSH);
+  assert.equal(encodeChannel({ t: 'transfer.offer', id: '0123456789abcdef', name: 'a b.bin', size: 20, sha256: 'b'.repeat(64) }), OFFER);
+  assert.equal(decodeChannel(OFFER).mime, null);
+  assert.equal(encodeChannel({ t: 'page.pull', id: 'abc' }), '{"t":"page.pull","id":"abc","v":1}');
+  for (const bad of [
+    PUSH.replace('"width":320', '"width":0'), PUSH.replace('"kind":"image"', '"kind":"video"'),
+    PUSH.replace('"size":1234', '"size":1234,"extra":1'), PUSH.replace('https://example.org/é', 'javascript:alert(1)'),
+    PUSH.replace('"thumbs":[', '"thumbs":[1,'), OFFER.replace('"size":20', '"size":-1'),
+    OFFER.replace('0123456789abcdef', '0123456789ABCDEF'), '{"t":"page.nope"}',
+  ]) assert.throws(() => decodeChannel(bad), refused('bad_message'), bad);
   assert.ok(ERROR_CODES.includes('interception') && ERROR_CODES.length === new Set(ERROR_CODES).size);
 });
 

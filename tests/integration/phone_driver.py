@@ -14,6 +14,9 @@ commands on stdin, one per line. Each command is answered, in order, by exactly 
     {"cmd": "eval", "js": EXPR}                  -> value
     {"cmd": "shot", "path": P}                   -> a screenshot of the viewport at P
     {"cmd": "reload"}                            -> url
+    {"cmd": "files", "selector": CSS, "paths": [P]}  -> picks files in an <input type=file>
+    {"cmd": "download", "selector": CSS}         -> taps a download link: name, size, sha256 of what was saved
+    {"cmd": "cdp", "method": M, "params": {...}} -> result of a Chrome DevTools Protocol call on the page
     {"cmd": "quit"}
 
 The page's console lines come out as {"event": "console", ...}: they land in a failing test's
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import sys
 from typing import Any
@@ -46,6 +50,9 @@ SCREEN_STATE = """() => ({
   path: document.getElementById('path')?.dataset.kind ?? null,
   url: location.href,
 })"""
+
+
+_CDP: dict[Any, Any] = {}
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -108,6 +115,26 @@ async def obey(page: Any, command: dict[str, Any]) -> dict[str, Any]:
         return {"value": await handle.json_value()}
     if cmd == "eval":
         return {"value": await page.evaluate(command["js"])}
+    if cmd == "files":
+        await page.set_input_files(command["selector"], command["paths"], timeout=timeout_ms)
+        return {}
+    if cmd == "download":
+        async with page.expect_download(timeout=timeout_ms) as info:
+            await page.tap(command["selector"], timeout=timeout_ms)
+        download = await info.value
+        path = await download.path()
+        digest = hashlib.sha256()
+        size = 0
+        with open(path, "rb") as saved:
+            while block := saved.read(1 << 20):
+                digest.update(block)
+                size += len(block)
+        return {"name": download.suggested_filename, "size": size, "sha256": digest.hexdigest()}
+    if cmd == "cdp":
+        # One session for the page's life: overrides (sensors) last only as long as it does.
+        if page not in _CDP:
+            _CDP[page] = await page.context.new_cdp_session(page)
+        return {"value": await _CDP[page].send(command["method"], command.get("params", {}))}
     if cmd == "shot":
         await page.screenshot(path=command["path"])
         return {"path": command["path"]}

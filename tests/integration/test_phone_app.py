@@ -104,13 +104,13 @@ async def start_signal_with(pc: Host, tmp: Path, *args: str) -> str:
     return (await server.expect("server"))["url"]
 
 
-async def pair_phone(pc: Host, phone_host: Host, tmp: Path, *signal_args: str
+async def pair_phone(pc: Host, phone_host: Host, tmp: Path, *signal_args: str, agent_args: tuple[str, ...] = ()
                      ) -> tuple[PeerProcess, Phone, str]:
     """Signal server and agent in "pc", Chromium in "phone"; the phone opens the QR's URL, taps
     Pair, shows the same code the agent asks its user to check, the user accepts, and both
     sides report connected. Returns (agent, phone, url)."""
     origin = await start_signal_with(pc, tmp, *signal_args)
-    agent, url = await start_agent(pc, tmp / "pc", origin, auto_accept=False)
+    agent, url = await start_agent(pc, tmp / "pc", origin, *agent_args, auto_accept=False)
     phone = await start_phone(phone_host, tmp)
     await phone.do("goto", url=url)
     confirm = await phone.screen("confirm")

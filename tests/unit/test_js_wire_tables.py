@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from signaling.schema import ChannelMessage, ClientMessage, ErrorCode, IceServer, ServerMessage
+from signaling.schema import ChannelMessage, ClientMessage, ErrorCode, IceServer, PageThumb, ServerMessage
 
 CLIENT = Path(__file__).parents[2] / "browser_client"
 DUMP = """
@@ -62,6 +62,11 @@ def field_spec(field: msgspec.inspect.Field) -> dict[str, Any]:
     elif (isinstance(kind, msgspec.inspect.ListType) and isinstance(kind.item_type, msgspec.inspect.StructType)
           and kind.item_type.cls is IceServer):
         spec["kind"] = "ice_servers"
+    elif (isinstance(kind, msgspec.inspect.ListType) and isinstance(kind.item_type, msgspec.inspect.StructType)
+          and kind.item_type.cls is PageThumb):
+        # page.push thumbs: a list of untagged records, each described field by field too.
+        spec.update(kind="records", min_length=kind.min_length, max_length=kind.max_length,
+                    item=[field_spec(f) for f in kind.item_type.fields])
     else:
         raise AssertionError(f"the JS tables have no port of {kind!r}")
     if not field.required:

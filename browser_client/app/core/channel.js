@@ -3,7 +3,7 @@
 //
 // String messages on the channel are these; binary ones are frames (frames.js). The first
 // message each side sends is `bind` (binding.js); after it: text and its receipt, liveness
-// pings (which also measure the round-trip time), unpairing, and errors.
+// pings (which also measure the round-trip time), unpairing, errors, files and page cards.
 //
 // The Python test tests/unit/test_js_wire_tables.py holds CHANNEL_SCHEMA, ERROR_CODES and
 // LATER_TAGS to msgspec's own description of the union, so none of them can drift.
@@ -23,6 +23,25 @@ export const MAX_TEXT_CHARS = 16 * 1024;
 const V = { name: 'v', kind: 'literal', values: [1], required: false, default: 1 };
 const B64ID = { kind: 'str', min_length: 1, max_length: 64, pattern: '^[A-Za-z0-9_-]+$' };
 const SENTENCE = { kind: 'str', max_length: 1024 };
+export const MAX_THUMBNAILS = 41;
+export const MAX_URL_CHARS = 8192;
+const TRANSFER_ID = { name: 'id', kind: 'str', pattern: '^[0-9a-f]{16}$', required: true };
+const FILE_SIZE = { kind: 'int', ge: 0, le: 64 * 1024 ** 3 };
+const SHA256 = { kind: 'str', pattern: '^[0-9a-f]{64}$' };
+const MIME = '^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$';
+/** signaling/schema.py PageThumb: an untagged record inside page.push. */
+const PAGE_THUMB = [
+  TRANSFER_ID,
+  { name: 'kind', kind: 'literal', values: ['image', 'screenshot'], required: false, default: 'image' },
+  { name: 'mime', kind: 'literal', values: ['image/jpeg', 'image/webp'], required: true },
+  { name: 'width', kind: 'int', ge: 1, le: 4096, required: true },
+  { name: 'height', kind: 'int', ge: 1, le: 4096, required: true },
+  { name: 'natural_width', kind: 'int', ge: 1, le: 1_000_000, required: true },
+  { name: 'natural_height', kind: 'int', ge: 1, le: 1_000_000, required: true },
+  { name: 'size', kind: 'int', ge: 1, le: 64 * 1024 - 18, required: true },
+  { name: 'sha256', ...SHA256, required: true },
+  { name: 'source', kind: 'str', max_length: MAX_URL_CHARS, nullable: true, required: false, default: null },
+];
 
 /** @type {Readonly<Record<string, import('./codec.js').FieldSpec[]>>} */
 export const CHANNEL_SCHEMA = Object.freeze({
@@ -41,17 +60,46 @@ export const CHANNEL_SCHEMA = Object.freeze({
     { name: 'message', ...SENTENCE, required: true },
     V,
   ],
+  // Files (peer_agent/transfer.py): the control half; the bytes travel as frames (frames.js).
+  'transfer.offer': [
+    TRANSFER_ID,
+    { name: 'name', kind: 'str', min_length: 1, max_length: 255, required: true },
+    { name: 'size', ...FILE_SIZE, required: true },
+    { name: 'sha256', ...SHA256, required: true },
+    { name: 'mime', kind: 'str', max_length: 255, pattern: MIME, nullable: true, required: false, default: null },
+    V,
+  ],
+  'transfer.accept': [TRANSFER_ID, { name: 'offset', ...FILE_SIZE, required: true }, V],
+  'transfer.reject': [TRANSFER_ID, { name: 'message', ...SENTENCE, required: true }, V],
+  'transfer.progress': [TRANSFER_ID, { name: 'received', ...FILE_SIZE, required: true }, V],
+  'transfer.cancel': [TRANSFER_ID, { name: 'message', ...SENTENCE, required: true }, V],
+  'transfer.done': [TRANSFER_ID, V],
+  'transfer.failed': [
+    TRANSFER_ID,
+    { name: 'code', kind: 'literal', values: [...ERROR_CODES], required: true },
+    { name: 'message', ...SENTENCE, required: true },
+    V,
+  ],
+  // Pages (peer_agent/cards.py): a card names its thumbnails; each follows as one frame.
+  'page.push': [
+    TRANSFER_ID,
+    { name: 'url', kind: 'str', max_length: MAX_URL_CHARS, pattern: '^[Hh][Tt][Tt][Pp][Ss]?://', required: true },
+    { name: 'title', kind: 'str', max_length: 1024, required: true },
+    { name: 'thumbs', kind: 'records', max_length: MAX_THUMBNAILS, item: PAGE_THUMB, required: true },
+    { name: 'pull', ...B64ID, nullable: true, required: false, default: null },
+    V,
+  ],
+  'page.pull': [{ name: 'id', ...B64ID, required: true }, V],
+  'page.refused': [
+    { name: 'pull', ...B64ID, required: true },
+    { name: 'code', kind: 'literal', values: [...ERROR_CODES], required: true },
+    { name: 'message', ...SENTENCE, required: true },
+    V,
+  ],
 });
 
-/**
- * Messages of the Python union this app does not handle yet (files and page cards come in a
- * later part): a peer may send them, and they are let go quietly instead of being answered
- * with an error.
- */
-export const LATER_TAGS = Object.freeze([
-  'transfer.offer', 'transfer.accept', 'transfer.reject', 'transfer.progress', 'transfer.cancel', 'transfer.done',
-  'transfer.failed', 'page.push', 'page.pull', 'page.refused',
-]);
+/** Every message of the Python union is ported now: none is let go unread. */
+export const LATER_TAGS = Object.freeze([]);
 
 const codec = codecFor(CHANNEL_SCHEMA, 'channel message');
 
@@ -70,8 +118,8 @@ export function encodeChannel(message) {
 }
 
 /**
- * Parse one string message. Returns null for a valid message of LATER_TAGS (not handled
- * here yet); throws PeerbeamError ("frame_too_large", "bad_json", "bad_message") otherwise.
+ * Parse one string message. Returns null for a valid message of LATER_TAGS (none today);
+ * throws PeerbeamError ("frame_too_large", "bad_json", "bad_message") otherwise.
  * @param {string} text
  * @returns {Readonly<ChannelMessage> | null}
  */

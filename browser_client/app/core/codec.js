@@ -25,7 +25,8 @@ export const MAX_FRAME_BYTES = 64 * 1024;
 /**
  * @typedef {object} FieldSpec
  * @property {string} name
- * @property {'str' | 'bytes' | 'int' | 'float' | 'literal'} kind
+ * @property {'str' | 'bytes' | 'int' | 'float' | 'literal' | 'records'} kind
+ * @property {FieldSpec[]} [item] for kind "records": the fields of each untagged record of the list
  * @property {boolean} required
  * @property {number} [min_length]
  * @property {number} [max_length]
@@ -85,6 +86,11 @@ export function fits(field, value) {
       if (!(value instanceof Uint8Array)) return false;
       length = value.length;
       break;
+    case 'records':
+      // A list of untagged records (PageThumb in page.push), already decoded by recordsFrom.
+      if (!Array.isArray(value)) return false;
+      length = value.length;
+      break;
     default:
       return false;
   }
@@ -95,6 +101,52 @@ export function fits(field, value) {
 function floatText(n) {
   const text = JSON.stringify(n);
   return /[.eE]/.test(text) ? text : `${text}.0`;
+}
+
+/**
+ * A list of untagged records as msgspec writes it: fields in order, defaults written.
+ * @param {FieldSpec[]} item @param {Record<string, unknown>[]} records
+ */
+function recordsJson(item, records) {
+  const names = new Set(item.map((f) => f.name));
+  return `[${records.map((record) => {
+    const unknown = Object.keys(record).filter((key) => !names.has(key));
+    if (unknown.length) throw new TypeError(`a record has no field ${unknown[0]}`);
+    return `{${item.map((field) => {
+      const value = record[field.name] === undefined && !field.required ? field.default : record[field.name];
+      if (!fits(field, value)) throw new TypeError(`bad value for ${field.name}`);
+      return `"${field.name}":${field.kind === 'float' && value !== null ? floatText(/** @type {number} */ (value)) : JSON.stringify(value)}`;
+    }).join(',')}}`;
+  }).join(',')}]`;
+}
+
+/**
+ * The parsed JSON of a list of untagged records, checked field by field; null if anything
+ * does not fit (unknown or missing fields, bad values).
+ * @param {FieldSpec[]} item @param {unknown} value
+ * @returns {Readonly<Record<string, unknown>>[] | null}
+ */
+function recordsFrom(item, value) {
+  if (!Array.isArray(value)) return null;
+  const out = [];
+  for (const entry of value) {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return null;
+    if (Object.keys(entry).some((key) => !item.some((f) => f.name === key))) return null;
+    /** @type {Record<string, unknown>} */
+    const record = {};
+    for (const field of item) {
+      if (!Object.hasOwn(entry, field.name)) {
+        if (field.required) return null;
+        record[field.name] = field.default;
+      } else if (fits(field, entry[field.name])) {
+        record[field.name] = entry[field.name];
+      } else {
+        return null;
+      }
+    }
+    out.push(Object.freeze(record));
+  }
+  return out;
 }
 
 /**
@@ -124,6 +176,7 @@ export function codecFor(schema, what) {
       if (!fits(field, value)) throw new TypeError(`${record.t}: bad value for ${field.name}`);
       let text;
       if (value instanceof Uint8Array) text = `"${base64Encode(value)}"`;
+      else if (field.kind === 'records') text = recordsJson(/** @type {FieldSpec[]} */ (field.item), /** @type {Record<string, unknown>[]} */ (value));
       else if (field.kind === 'float' && value !== null) text = floatText(/** @type {number} */ (value));
       else text = JSON.stringify(value);
       json += `,"${field.name}":${text}`;
@@ -168,6 +221,7 @@ export function codecFor(schema, what) {
       }
       let value = parsed[field.name];
       if (field.kind === 'bytes' && typeof value === 'string') value = base64Decode(value) ?? undefined;
+      if (field.kind === 'records') value = recordsFrom(/** @type {FieldSpec[]} */ (field.item), value);
       if (!fits(field, value)) throw misfit(`bad value for ${field.name}`);
       record[field.name] = value;
     }

@@ -1,9 +1,13 @@
 // A connected, bound channel to the paired PC: the port of peer_agent/session.py PeerSession
-// for what the phone does so far — text and its receipts, liveness pings (which also measure
-// the round-trip time shown with the path), and unpairing.
+// for what the phone does — text and its receipts, liveness pings (which also measure the
+// round-trip time shown with the path), unpairing; page cards and pulls (pages.js) and files
+// (files.js) get their messages and binary frames from here.
 
 import { PeerbeamError } from '../core/errors.js';
 import { b64urlEncode } from '../core/bytes.js';
+import { decodeFrame } from '../core/frames.js';
+import { Files } from './files.js';
+import { Pages } from './pages.js';
 import { sleep, within } from './timing.js';
 
 // peer_agent/config.py: ping every 5 s; 15 s without a pong means the PC is gone.
@@ -21,6 +25,8 @@ const DELIVERY_TIMEOUT_MS = 10_000;
  * @typedef {object} SessionEvents
  * @property {(text: string) => void} onText a text from the PC
  * @property {() => void} onChange the path or round-trip time may have changed
+ * @property {(card: import('./pages.js').Card) => void} onCard a page card from the PC
+ * @property {(view: import('./files.js').TransferView) => void} onTransfer a transfer changed
  */
 
 export class PeerSession {
@@ -39,8 +45,10 @@ export class PeerSession {
    * @param {import('./dialogue.js').Dialogue} options.dialogue
    * @param {import('./rtc_link.js').RtcLink} options.link
    * @param {SessionEvents} options.events
+   * @param {Uint8Array} options.pairSecret
+   * @param {import('../store/received.js').Received} options.received
    */
-  constructor({ name, dialogue, link, events }) {
+  constructor({ name, dialogue, link, events, pairSecret, received }) {
     this.name = name;
     this.dialogue = dialogue;
     this.link = link;
@@ -55,7 +63,10 @@ export class PeerSession {
         resolve({ code, message });
       };
     });
+    this.pages = new Pages(link, (card) => events.onCard(card));
+    this.files = new Files({ link, pairSecret, peerName: name, received, onUpdate: (view) => events.onTransfer(view) });
     link.onMessage = (message) => this.#onMessage(message);
+    link.onFrame = (data) => this.#onFrame(data);
     link.onRefused = (error) => this.#sendQuietly({ t: 'error', code: error.code === 'frame_too_large' ? 'frame_too_large' : 'bad_message',
       message: `A message was refused: ${error.code === 'frame_too_large' ? 'it is over 64 KiB' : 'it does not fit the schema'}.` });
     link.closed.then((reason) => this.#end('lost', `The connection closed (${reason}).`));
@@ -64,8 +75,30 @@ export class PeerSession {
     this.ended.then(() => this.close());
   }
 
+  /** A binary frame: a thumbnail of a pending card, else file data. @param {Uint8Array} data */
+  #onFrame(data) {
+    let frame;
+    try {
+      frame = decodeFrame(data);
+    } catch (err) {
+      if (!(err instanceof PeerbeamError)) throw err;
+      console.info(`[session] refused a frame: ${err.code}`);
+      return;
+    }
+    if (this.pages.owns(frame.transferId)) this.pages.onFrame(frame);
+    else this.files.onFrame(frame);
+  }
+
   /** @param {import('../core/channel.js').ChannelMessage} message */
   #onMessage(message) {
+    if (message.t.startsWith('page.')) {
+      this.pages.onMessage(message);
+      return;
+    }
+    if (message.t.startsWith('transfer.')) {
+      this.files.onMessage(message);
+      return;
+    }
     switch (message.t) {
       case 'text':
         this.events.onText(/** @type {string} */ (message.text));
@@ -157,6 +190,8 @@ export class PeerSession {
 
   close() {
     clearInterval(this.#keepalive);
+    this.pages.close();
+    this.files.close();
     this.#end('closed', 'Closed.');
     this.link.close();
     this.dialogue.close();

@@ -19,6 +19,11 @@ import { MAX_FRAME_BYTES } from '../core/frames.js';
 import { describePath, gatheredTypes } from '../core/path.js';
 import { keepSha256Fingerprint, remoteFingerprint } from '../core/sdp.js';
 
+// Flow control for frames (DESIGN "What flows once connected"): send while the channel's
+// buffer holds less than HIGH_WATER, then wait for the browser's bufferedamountlow event.
+const HIGH_WATER_BYTES = 1024 * 1024;
+const LOW_WATER_BYTES = 256 * 1024;
+
 /** @typedef {'initiator' | 'responder'} Role */
 /** @typedef {import('../core/channel.js').ChannelMessage} ChannelMessage */
 
@@ -73,6 +78,8 @@ export class RtcLink {
     this.onMessage = () => {};
     /** @type {(error: PeerbeamError) => void} told when a message after binding is refused */
     this.onRefused = () => {};
+    /** @type {(data: Uint8Array) => void} a binary message (a frame) after binding */
+    this.onFrame = () => {};
 
     this.pc.onicecandidate = (event) => {
       if (!this.#offerSent) {
@@ -143,6 +150,7 @@ export class RtcLink {
   #attach(channel) {
     this.#channel = channel;
     channel.binaryType = 'arraybuffer';
+    channel.bufferedAmountLowThreshold = LOW_WATER_BYTES;
     channel.onopen = () => this.#sendBind();
     channel.onmessage = (event) => this.#receive(event.data);
     channel.onclose = () => this.#setClosed('channel closed');
@@ -168,9 +176,10 @@ export class RtcLink {
       return;
     }
     if (typeof data !== 'string') {
-      // Binary frames are file data: never before the binding MAC, never parsed as JSON.
-      // (Files come in a later part: dropped for now.)
+      // Binary frames are file data and thumbnails: never before the binding MAC, never
+      // parsed as JSON.
       if (!this.#bound) this.#fail(new PeerbeamError('interception'));
+      else this.onFrame(new Uint8Array(data));
       return;
     }
     let message;
@@ -236,6 +245,30 @@ export class RtcLink {
       throw new PeerbeamError('peer_gone', 'The connection is closed.');
     }
     this.#channel.send(encodeChannel(message));
+  }
+
+  /** One binary frame (frames.js encodes and caps it). @param {Uint8Array} frame */
+  sendFrame(frame) {
+    if (!this.isBound || this.#channel?.readyState !== 'open') {
+      throw new PeerbeamError('peer_gone', 'The connection is closed.');
+    }
+    if (frame.length > MAX_FRAME_BYTES) throw new RangeError('a frame is at most 64 KiB');
+    this.#channel.send(frame);
+  }
+
+  /** Resolves at once below the high-water mark; past it, once the buffer drained to the low one. */
+  writable() {
+    const channel = this.#channel;
+    if (channel === null || channel.bufferedAmount < HIGH_WATER_BYTES) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        channel.removeEventListener('bufferedamountlow', done);
+        channel.removeEventListener('close', done);
+        resolve(undefined);
+      };
+      channel.addEventListener('bufferedamountlow', done);
+      channel.addEventListener('close', done);
+    });
   }
 
   /** The path in use, or null before ICE selected a pair. */

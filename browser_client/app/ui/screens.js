@@ -3,7 +3,9 @@
 // whenever a PC is known: its name, connecting / connected / offline, the path (LAN, direct or
 // relay and how) and the round-trip time.
 
+import { cardElement } from './cards.js';
 import { fill, h } from './dom.js';
+import { showTransfer } from './transfers.js';
 
 /** @typedef {'connecting' | 'connected' | 'offline' | 'none'} LinkState */
 /** @typedef {import('../core/path.js').PathInfo} PathInfo */
@@ -63,6 +65,9 @@ export class Ui {
     this.bar = /** @type {HTMLElement} */ (document.getElementById('status'));
     /** @type {HTMLElement | null} */
     this.messages = null;
+    /** @type {HTMLElement | null} */ this.cards = null;
+    /** @type {HTMLElement | null} */ this.transfers = null;
+    /** @type {HTMLElement | null} */ this.pullStatus = null;
   }
 
   /** @param {string} name @param {...Node} content */
@@ -70,6 +75,9 @@ export class Ui {
     document.body.dataset.screen = name;
     delete document.body.dataset.failure;
     this.messages = null;
+    this.cards = null;
+    this.transfers = null;
+    this.pullStatus = null;
     fill(this.main, ...content);
     window.scrollTo(0, 0);
   }
@@ -130,8 +138,12 @@ export class Ui {
     this.#show('connecting', h('div.spinner', { 'aria-hidden': 'true' }), h('p.lead', {}, `Connecting to ${name}…`));
   }
 
-  /** @param {{name: string, onSend: (text: string) => Promise<void>, onForget: () => void}} options */
-  connected({ name, onSend, onForget }) {
+  /**
+   * @param {{name: string, onSend: (text: string) => Promise<void>, onForget: () => void,
+   *   onPull: () => void, onFiles: (files: File[]) => void, shake: 'ready' | 'ask' | 'none',
+   *   onShakeOn: () => void}} options
+   */
+  connected({ name, onSend, onForget, onPull, onFiles, shake, onShakeOn }) {
     const input = /** @type {HTMLTextAreaElement} */ (h('textarea#text', { rows: '3', maxlength: '16384',
       placeholder: `A note or a link for ${name}`, 'aria-label': `Text to send to ${name}` }));
     const send = /** @type {HTMLButtonElement} */ (h('button.primary#send', { type: 'submit' }, 'Send to PC'));
@@ -144,14 +156,72 @@ export class Ui {
         onSend(text).then(() => { input.value = ''; }).finally(() => { send.disabled = false; });
       },
     }, input, send);
+    // Pasting files (a screenshot, a copied photo) sends them; pasted text goes in the box.
+    input.addEventListener('paste', (event) => {
+      const files = [...(event.clipboardData?.files ?? [])];
+      if (files.length) {
+        event.preventDefault();
+        onFiles(files);
+      }
+    });
+    /** @param {string} id @param {Record<string, string>} attrs */
+    const picker = (id, attrs) => {
+      const field = /** @type {HTMLInputElement} */ (h(`input#${id}.file-input`, { type: 'file', ...attrs }));
+      field.addEventListener('change', () => {
+        const files = [...(field.files ?? [])];
+        field.value = '';
+        if (files.length) onFiles(files);
+      });
+      return field;
+    };
     const messages = h('ul#messages', { 'aria-live': 'polite' });
+    const cards = h('div#cards', { 'aria-live': 'polite' });
+    const transfers = h('ul#transfers', { 'aria-live': 'polite' });
+    const pullStatus = h('p#pull-status', { role: 'status' });
+    const shakeLine = shake === 'ask'
+      ? h('button.secondary#shake-on', { type: 'button', onclick: onShakeOn }, 'Turn on shake to get the page')
+      : shake === 'ready' ? h('p.hint#shake-hint', {}, 'Or shake your phone.') : null;
     this.#show('connected',
       h('h1', {}, 'Connected to ', h('span.name', {}, name)),
+      h('button.primary.big#pull', { type: 'button', onclick: onPull }, 'Get the page on my PC'),
+      shakeLine,
+      pullStatus,
+      cards,
+      h('h2', {}, 'Files and photos'),
+      h('div.file-actions', {},
+        h('label.button.secondary', { for: 'file-input' }, 'Send files'),
+        h('label.button.secondary', { for: 'camera-input' }, 'Take a photo')),
+      picker('file-input', { multiple: true }),
+      picker('camera-input', { accept: 'image/*', capture: 'environment' }),
+      transfers,
+      h('h2', {}, 'Text'),
       form,
-      h('h2', {}, 'Messages'),
       messages,
       h('button.danger#forget', { type: 'button', onclick: onForget }, 'Forget this PC'));
     this.messages = messages;
+    this.cards = cards;
+    this.transfers = transfers;
+    this.pullStatus = pullStatus;
+  }
+
+  /** @param {import('../net/pages.js').Card} card */
+  card(card) {
+    this.cards?.prepend(cardElement(card));
+  }
+
+  /** @param {import('../net/files.js').TransferView} view @param {(id: string) => void} onCancel */
+  transfer(view, onCancel) {
+    if (this.transfers) showTransfer(this.transfers, view, onCancel);
+  }
+
+  /** @param {{state: 'asking' | 'refused' | 'done' | 'idle', text?: string, code?: string}} pull */
+  pull({ state, text = '', code = '' }) {
+    const button = /** @type {HTMLButtonElement | null} */ (document.getElementById('pull'));
+    if (button) button.disabled = state === 'asking';
+    if (!this.pullStatus) return;
+    this.pullStatus.dataset.state = state;
+    this.pullStatus.dataset.code = code;
+    this.pullStatus.textContent = text;
   }
 
   /**
