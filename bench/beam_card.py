@@ -41,10 +41,8 @@ import itertools
 import json
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -57,7 +55,8 @@ from PIL import Image, ImageDraw
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.pairing import BenchError, machine, summary
+from bench.harness import BenchError, run_in_lab
+from bench.pairing import machine, summary
 from peer_agent import control
 from peer_agent.images import ImageLimits, dhash, make_thumbnail
 from tests.lab import Host, Lab
@@ -348,26 +347,15 @@ def main() -> int:
     def say(line: str) -> None:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    tmp = Path(tempfile.mkdtemp(prefix="pb-bench-card-"))
-    lab = Lab()
-    try:
+    async def body(lab: Lab, tmp: Path) -> dict[str, Any]:
         say(f"making {args.images} photos…")
         photos = write_site(tmp / "site", args.images, args.seed)
         alone = thumbnailing_alone(photos)
+        return {**await bench(lab, tmp, photos, args, say), "thumbnailing_alone": alone}
 
-        async def run() -> dict[str, Any]:
-            try:
-                return await bench(lab, tmp, photos, args, say)
-            finally:
-                await lab.aclose()  # stop processes gracefully while the loop still runs
-
-        report = {**asyncio.run(run()), "thumbnailing_alone": alone}
-    except (BenchError, AssertionError) as exc:  # a process failed or went silent: say which
-        print(f"benchmark failed: {exc}", file=sys.stderr)
+    report = run_in_lab("pb-bench-card-", body)
+    if report is None:
         return 1
-    finally:
-        lab.close()  # idempotent; also after Ctrl-C or a failed setup
-        shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -27,10 +27,8 @@ import collections
 import json
 import os
 import platform
-import shutil
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -39,6 +37,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.harness import BenchError, run_in_lab
 from tests.lab import Host, Lab
 from tests.peer_process import PeerProcess
 
@@ -68,10 +67,6 @@ INCLUDED = (
     "DTLS, SCTP and the channel open (SDP over a TCP socket opened once, no server, no crypto "
     "of ours)."
 )
-
-
-class BenchError(RuntimeError):
-    """A run failed; the message carries the process output that explains it."""
 
 
 def default_loop() -> str:
@@ -252,22 +247,9 @@ def main() -> int:
     def say(line: str) -> None:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    tmp = Path(tempfile.mkdtemp(prefix="pb-bench-"))
-    lab = Lab()
-    try:
-        async def run() -> dict[str, Any]:
-            try:
-                return await bench(lab, tmp, args, say)
-            finally:
-                await lab.aclose()  # stop processes gracefully while the loop still runs
-
-        report = asyncio.run(run())
-    except (BenchError, AssertionError) as exc:  # a process failed or went silent: say which
-        print(f"benchmark failed: {exc}", file=sys.stderr)
+    report = run_in_lab("pb-bench-", lambda lab, tmp: bench(lab, tmp, args, say))
+    if report is None:
         return 1
-    finally:
-        lab.close()  # idempotent; also after Ctrl-C or a failed setup
-        shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -31,7 +31,8 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.throughput import Bench, BenchError, CpuMeter, make_payload, wait_quiet
+from bench.harness import BenchError
+from bench.throughput import Bench, CpuMeter, make_payload, wait_quiet
 from tests.lab import Lab
 
 PY_SPY = REPO_ROOT / ".venv" / "bin" / "py-spy"

@@ -63,12 +63,10 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,6 +79,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import zxingcpp
 from PIL import Image
 
+from bench.harness import BenchError, run_in_lab
 from bench.pairing import last_qr, machine
 from bench.throughput import CPUS, CpuMeter, busy_ticks, make_payload, parse_list, process_ticks, wait_quiet
 from peer_agent import control
@@ -126,10 +125,6 @@ class Stage:
     env: dict[str, str]  # for both peers (SSL_CERT_FILE for turns:)
     png: Path  # the agent's QR image
     sites: list[NatSite]  # NAT sites whose filters must have dropped UDP
-
-
-class BenchError(RuntimeError):
-    """A run failed or did not measure what it claims; the message carries the evidence."""
 
 
 def read_qr(png: Path) -> str:
@@ -487,9 +482,9 @@ def print_table(report: dict[str, Any]) -> None:
     for r in rows:
         print(line(r))
     print()
-    print(f"join → connected: the joiner's `joined` event (token accepted) to its `connected` event; "
-          f"start → connected: from spawning `peerbeam join` (Python start-up included).")
-    print(f"MB/s (`seconds`): file size / `sent_file.seconds`; wall: spawning `peerbeam send` → `received_file`.")
+    print("join → connected: the joiner's `joined` event (token accepted) to its `connected` event; "
+          "start → connected: from spawning `peerbeam join` (Python start-up included).")
+    print("MB/s (`seconds`): file size / `sent_file.seconds`; wall: spawning `peerbeam send` → `received_file`.")
     print(f"CPU: median CPU time of the sending agent, the receiving peer and coturn from spawning `send` to "
           f"`received_file`, per second of `seconds` (% of one CPU); all CPUs busy: the whole machine (every process and "
           f"the kernel) from spawning `send` to `received_file`, as a share of all {CPUS} CPUs; coturn relayed: median bytes coturn sent to peers (both relays, both directions, from its "
@@ -534,23 +529,10 @@ def main() -> int:
         raise KeyboardInterrupt  # as Ctrl-C: the finally clauses below tear the lab down
 
     signal.signal(signal.SIGTERM, interrupted)
-    tmp = Path(tempfile.mkdtemp(prefix="pb-relay-"))
-    lab = Lab()
     started = time.monotonic()
-    try:
-        async def run() -> dict[str, Any]:
-            try:
-                return await Bench(lab, tmp, args, say).bench()
-            finally:
-                await lab.aclose()  # stop processes gracefully while the loop still runs
-
-        report = asyncio.run(run())
-    except (BenchError, AssertionError) as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
+    report = run_in_lab("pb-relay-", lambda lab, tmp: Bench(lab, tmp, args, say).bench())
+    if report is None:
         return 1
-    finally:
-        lab.close()  # idempotent; also after Ctrl-C or a failed setup
-        shutil.rmtree(tmp, ignore_errors=True)
     report["elapsed_s"] = time.monotonic() - started
     if args.json:
         print(json.dumps(report, indent=2))

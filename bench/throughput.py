@@ -42,11 +42,9 @@ import json
 import os
 import re
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from functools import partial
@@ -56,6 +54,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.harness import BenchError, run_in_lab
 from bench.pairing import machine
 from tests.lab import Host, Lab
 from tests.peer_process import PeerProcess
@@ -77,10 +76,6 @@ ROWS = [  # (key, label)
     ("tcp_veth", "TCP pc→phone (veth)"),
     ("tcp_lo", "TCP loopback inside pc"),
 ]
-
-
-class BenchError(RuntimeError):
-    """A run failed; the message carries the process output that explains it."""
 
 
 def now() -> float:
@@ -413,22 +408,9 @@ def main() -> int:
     def say(line: str) -> None:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    tmp = Path(tempfile.mkdtemp(prefix="pb-throughput-"))
-    lab = Lab()
-    try:
-        async def run() -> dict[str, Any]:
-            try:
-                return await Bench(lab, tmp, args, say).run()
-            finally:
-                await lab.aclose()  # stop processes gracefully while the loop still runs
-
-        report = asyncio.run(run())
-    except (BenchError, AssertionError) as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
+    report = run_in_lab("pb-throughput-", lambda lab, tmp: Bench(lab, tmp, args, say).run())
+    if report is None:
         return 1
-    finally:
-        lab.close()  # idempotent; also after Ctrl-C or a failed setup
-        shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
