@@ -120,8 +120,16 @@ async def _asset(request: web.Request) -> web.Response:
     return _serve(request, candidate)
 
 
+async def _service_worker(request: web.Request) -> web.Response:
+    # At the root, not under /app/: a service worker's scope is at most its own folder
+    # (Service Workers §"max scope"), and the app shell it caches and the share target it
+    # answers live at /p.
+    return _serve(request, request.app[APP_DIR_KEY] / "sw.js")
+
+
 def add_routes(app: web.Application, app_dir: Path | None = None) -> None:
-    """``GET /p`` and ``GET /app/{path}`` (HEAD too) on ``app``."""
+    """``GET /p``, ``GET /sw.js`` and ``GET /app/{path}`` (HEAD too) on ``app``."""
     app[APP_DIR_KEY] = app_dir if app_dir is not None else DEFAULT_APP_DIR
     app.router.add_get("/p", _index)
+    app.router.add_get("/sw.js", _service_worker)
     app.router.add_get(APP_PREFIX + "{path:.+}", _asset)

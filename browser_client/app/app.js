@@ -47,6 +47,7 @@ export class App {
   /** @type {AbortController | null} */ #attempt = null;
   /** @type {Promise<Received> | null} */ #received = null;
   /** @type {(() => void) | null} */ #stopShakes = null;
+  /** @type {Promise<import('./store/shared.js').Shared> | null} */ #shared = null;
   /** @type {(() => void) | null} */ #wake = null;
   #stopped = false;
 
@@ -225,26 +226,20 @@ export class App {
     this.#session = session;
     this.ui.connected({
       name: record.peerName,
-      onSend: async (text) => {
-        const mark = this.ui.message('out', text);
-        try {
-          await session.sendText(text);
-          mark('delivered');
-        } catch (err) {
-          mark('not delivered');
-          console.info(`[app] text not delivered: ${asPeerbeamError(err).message}`);
-        }
-      },
+      onSend: (text) => this.#sendText(session, text),
       onForget: () => this.forget(),
       onPull: () => this.pull(),
       onFiles: (files) => this.sendFiles(files),
       shake: shakeSupport(),
       onShakeOn: async () => {
-        if (await askForMotion()) this.#listenForShakes();
-        else this.ui.pull({ state: 'refused', code: 'motion', text: 'Shake needs motion access: allow it in Settings, or use the button.' });
+        if (await askForMotion()) {
+          this.#listenForShakes();
+          this.ui.shakeListening();
+        } else this.ui.pull({ state: 'refused', code: 'motion', text: 'Shake needs motion access: allow it in Settings, or use the button.' });
       },
     });
     if (shakeSupport() === 'ready') this.#listenForShakes();
+    this.#sendShared(session);
     this.ui.status({ name: record.peerName, state: 'connected' });
     await session.measureRtt();
     await this.#showStatus();
@@ -258,6 +253,40 @@ export class App {
       clearInterval(refresh);
       if (this.#session === session) this.#session = null;
     }
+  }
+
+  /** @param {PeerSession} session @param {string} text */
+  async #sendText(session, text) {
+    const mark = this.ui.message('out', text);
+    try {
+      await session.sendText(text);
+      mark('delivered');
+    } catch (err) {
+      mark('not delivered');
+      console.info(`[app] text not delivered: ${asPeerbeamError(err).message}`);
+    }
+  }
+
+  /**
+   * What another app shared to us (Web Share Target, store/shared.js): sent on the first
+   * connection after the share.
+   * @param {Promise<import('./store/shared.js').Shared>} shared
+   */
+  shareWhenConnected(shared) {
+    this.#shared = shared.catch((err) => {
+      console.info(`[app] the shared items could not be read: ${err}`);
+      return { files: [], text: '' };
+    });
+  }
+
+  /** @param {PeerSession} session */
+  async #sendShared(session) {
+    const pending = this.#shared;
+    if (pending === null) return;
+    this.#shared = null;
+    const { files, text } = await pending;
+    if (text) await this.#sendText(session, text);
+    if (files.length) await this.sendFiles(files);
   }
 
   #listenForShakes() {

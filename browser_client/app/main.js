@@ -5,6 +5,7 @@
 import { parseLink } from './core/link.js';
 import { App } from './app.js';
 import { Store } from './store/pairings.js';
+import { arrivedFromShare, takeShared } from './store/shared.js';
 import { Ui } from './ui/screens.js';
 
 /** The fragment boot.js saved, read once. */
@@ -12,6 +13,14 @@ function takeFragment() {
   const fragment = /** @type {{peerbeamFragment?: string}} */ (window).peerbeamFragment ?? '';
   delete (/** @type {{peerbeamFragment?: string}} */ (window)).peerbeamFragment;
   return fragment;
+}
+
+/** The offline app shell and the share target (sw.js); secure contexts only, so not over
+ * plain HTTP on a LAN, where the page works as before. */
+function registerServiceWorker() {
+  if (!('serviceWorker' in navigator)) return;
+  navigator.serviceWorker.register('/sw.js', { scope: '/' })
+    .catch((err) => console.info(`[app] no offline app shell: ${err}`));
 }
 
 async function main() {
@@ -29,7 +38,13 @@ async function main() {
     ui.failure({ kind: 'broken', message: `This browser cannot store the pairing (${err}). Private browsing may block it.` });
     return;
   }
+  registerServiceWorker();
   const app = new App(ui, store, location.origin);
+  if (arrivedFromShare()) {
+    // Taken once: a reload of this address must not send the same items again.
+    history.replaceState(null, '', location.pathname);
+    app.shareWhenConnected(takeShared());
+  }
   if (!fragment) {
     await app.home();
     return;

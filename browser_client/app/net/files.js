@@ -214,9 +214,11 @@ export class Files {
       else if (['cancelled', 'failed', 'rejected', 'interrupted'].includes(event.type)) {
         this.#live.delete(transfer.id);
         this.#parts.delete(transfer.id);
-        // A partial file is never kept as received: its pieces go.
-        part?.discard().catch((err) => console.info(`[files] could not remove a partial file: ${err}`));
-        if (view) this.#show(view, { state: /** @type {any} */ (event.type), message: this.#sentence(event) });
+        // A partial file is never kept as received: its pieces go, and the row says how it
+        // ended only once they are gone (so "cancelled" on screen means nothing is left).
+        const ended = () => { if (view) this.#show(view, { state: /** @type {any} */ (event.type), message: this.#sentence(event) }); };
+        if (part) part.discard().catch((err) => console.info(`[files] could not remove a partial file: ${err}`)).finally(ended);
+        else ended();
       }
     }
   }
@@ -242,7 +244,8 @@ export class Files {
   /** @param {import('../core/transfer.js').TransferEvent} event */
   #sentence(event) {
     const who = 'by' in event && event.by === 'peer' ? this.peerName : 'You';
-    if (event.type === 'cancelled') return `${who} cancelled: ${event.message}`;
+    // Our own reason repeats what "You cancelled" says; the other side's reason is news.
+    if (event.type === 'cancelled') return event.by === 'peer' ? `${who} cancelled: ${event.message}` : 'You cancelled.';
     if (event.type === 'rejected') return event.by === 'peer' ? `${this.peerName} declined: ${event.message}` : 'Declined.';
     if (event.type === 'failed') return `Failed (${event.code}): ${event.message}`;
     if (event.type === 'interrupted') return 'The connection dropped.';

@@ -215,6 +215,11 @@ export class Ui {
   }
 
   /** @param {{state: 'asking' | 'refused' | 'done' | 'idle', text?: string, code?: string}} pull */
+  /** Motion access granted after the tap: the button gives way to the hint. */
+  shakeListening() {
+    document.getElementById('shake-on')?.replaceWith(h('p.hint#shake-hint', {}, 'Or shake your phone.'));
+  }
+
   pull({ state, text = '', code = '' }) {
     const button = /** @type {HTMLButtonElement | null} */ (document.getElementById('pull'));
     if (button) button.disabled = state === 'asking';
