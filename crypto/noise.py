@@ -123,9 +123,9 @@ class CipherState:
         self.n += 1
         return ciphertext
 
-    def decrypt_with_ad(self, ad: bytes, ciphertext: bytes) -> bytes:
+    def decrypt_with_ad(self, ad: bytes, ciphertext: bytes | memoryview) -> bytes:
         if self._aead is None:
-            return ciphertext
+            return bytes(ciphertext)
         if len(ciphertext) < TAGLEN:
             raise NoiseError()
         try:
@@ -198,7 +198,7 @@ class Transport:
             raise ValueError("a Noise transport message is at most 65535 bytes")
         return self._send.encrypt_with_ad(ad, plaintext)
 
-    def decrypt(self, ciphertext: bytes, ad: bytes = b"") -> bytes:
+    def decrypt(self, ciphertext: bytes | memoryview, ad: bytes = b"") -> bytes:
         # The spec would let a caller retry after a failure (n is not consumed); on our ordered,
         # reliable channels a failure means tampering, so the transport stays broken.
         if self._broken or len(ciphertext) > MAX_MESSAGE_LEN:

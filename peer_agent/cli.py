@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,11 +26,22 @@ from signaling.schema import export_json_schema
 from . import control
 from .config import NodeConfig, default_home, default_name, remember_name
 from .errors import PeerbeamError, UnknownDevice
-from .node import Node
+from .lan_signal import parse_address
 from .pairings import PairingBook
 from .report import Reporter, make_reporter
 
+if TYPE_CHECKING:
+    from .node import Node
+
 logger = logging.getLogger(__name__)
+
+
+def _node_class() -> type[Node]:
+    """The node (aiortc, aiohttp, zeroconf: ~0.4 s of imports) is loaded only by the commands
+    that run one; `send`, `cancel`, `devices`... talk to a running one and start at once."""
+    from .node import Node
+
+    return Node
 
 
 def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -159,6 +170,11 @@ def _downloads_option(f: Callable[..., Any]) -> Callable[..., Any]:
                         help="Folder for received files (default: $PEERBEAM_DOWNLOADS or your Downloads).")(f)
 
 
+def _fast_path_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--no-fast-path", "no_fast_path", is_flag=True, hidden=True,
+                        help="Send files over the data channel even on a LAN connection (benchmarks).")(f)
+
+
 def _node_config(ctx: Ctx, **changes: Any) -> NodeConfig:
     if changes.get("name"):
         remember_name(ctx.home, changes["name"])
@@ -180,19 +196,24 @@ def _node_config(ctx: Ctx, **changes: Any) -> NodeConfig:
 @click.option("--connect-timeout", type=float, default=None, help="Seconds to open a connection before giving up.")
 @click.option("--idle-timeout", type=float, default=None,
               help="Seconds without use before the agent stops answering pulls (default 7200).")
+@click.option("--lan-port", type=click.IntRange(0, 65535), default=None,
+              help="TCP port for paired devices on the LAN (default: one the system picks; advertised by mDNS).")
+@click.option("--no-lan", is_flag=True, help="Neither listen nor advertise on the LAN (server rendezvous only).")
+@_fast_path_option
 @_downloads_option
 @_json_option
 @pass_ctx
 def agent(ctx: Ctx, server: str | None, host: str, port: int, advertise: str | None, name: str | None,
           auto_accept: bool, qr_png: Path | None, qr_svg: Path | None, connect_timeout: float | None,
-          idle_timeout: float | None, downloads: Path | None, stall_timeout: float | None) -> None:
+          idle_timeout: float | None, lan_port: int | None, no_lan: bool, no_fast_path: bool,
+          downloads: Path | None, stall_timeout: float | None) -> None:
     """The PC agent: shows a pairing QR and keeps paired devices connected."""
     home = ctx.home
     config = _node_config(
         ctx, server=server, name=name, auto_accept=auto_accept,
         qr_png=qr_png or home / "pairing-qr.png", qr_svg=qr_svg or home / "pairing-qr.svg",
         connect_timeout=connect_timeout, idle_timeout=idle_timeout, downloads=downloads,
-        stall_timeout=stall_timeout,
+        stall_timeout=stall_timeout, lan=not no_lan, lan_port=lan_port, lan_fast_path=not no_fast_path,
     )
 
     async def main() -> int:
@@ -210,9 +231,11 @@ def agent(ctx: Ctx, server: str | None, host: str, port: int, advertise: str | N
                                           "127.0.0.1 and works only on this machine. Use --advertise ADDRESS.")
             origin = f"http://{address}:{embedded.port}"
             ctx.reporter.emit("server", url=origin, port=embedded.port, embedded=True)
-        node = Node(NodeConfig(**{**config.__dict__, "server": origin}), ctx.reporter)
+        node = _node_class()(NodeConfig(**{**config.__dict__, "server": origin}), ctx.reporter)
         try:
             await node.start()
+            if config.lan:
+                await node.start_lan()
             for record in node.book.load():
                 node.maintain(record)
             await node.host_pairing(origin)
@@ -232,11 +255,12 @@ def agent(ctx: Ctx, server: str | None, host: str, port: int, advertise: str | N
 @click.option("--name", default=None, help="This device's name as the agent sees it.")
 @click.option("--connect-timeout", type=float, default=None)
 @click.option("--auto-accept", is_flag=True, help="Accept incoming files without asking.")
+@_fast_path_option
 @_downloads_option
 @_json_option
 @pass_ctx
 def join(ctx: Ctx, link: str, name: str | None, connect_timeout: float | None, auto_accept: bool,
-         downloads: Path | None, stall_timeout: float | None) -> None:
+         no_fast_path: bool, downloads: Path | None, stall_timeout: float | None) -> None:
     """Pair with an agent from its QR link (what a phone camera opens), then stay connected."""
     try:
         parsed = parse_link(link)
@@ -244,10 +268,10 @@ def join(ctx: Ctx, link: str, name: str | None, connect_timeout: float | None, a
         ctx.reporter.emit("error", code=exc.code, message=exc.message)
         sys.exit(2)
     config = _node_config(ctx, name=name, device="cli", connect_timeout=connect_timeout, auto_accept=auto_accept,
-                          downloads=downloads, stall_timeout=stall_timeout)
+                          downloads=downloads, stall_timeout=stall_timeout, lan_fast_path=not no_fast_path)
 
     async def main() -> int:
-        node = Node(config, ctx.reporter)
+        node = _node_class()(config, ctx.reporter)
         try:
             await node.start()
             await node.join(parsed)
@@ -267,17 +291,29 @@ def join(ctx: Ctx, link: str, name: str | None, connect_timeout: float | None, a
               help="Give up if the device is not reached within this many seconds.")
 @click.option("--connect-timeout", type=float, default=None)
 @click.option("--auto-accept", is_flag=True, help="Accept incoming files without asking.")
+@click.option("--address", default=None, metavar="IP:PORT",
+              help="The agent's LAN address and port (it prints them): connect there directly, without mDNS.")
+@click.option("--no-lan", is_flag=True, help="Do not look for the device on the LAN (server rendezvous only).")
+@_fast_path_option
 @_downloads_option
 @_json_option
 @pass_ctx
 def connect(ctx: Ctx, name: str, timeout: float, connect_timeout: float | None, auto_accept: bool,
-            downloads: Path | None, stall_timeout: float | None) -> None:
-    """Reconnect to a paired device (no QR), then stay connected and reconnect after drops."""
+            address: str | None, no_lan: bool, no_fast_path: bool, downloads: Path | None,
+            stall_timeout: float | None) -> None:
+    """Reconnect to a paired device (no QR): on the LAN first (found by mDNS, or at --address),
+    else through the signaling server; then stay connected and reconnect after drops."""
+    if address is not None:
+        try:
+            parse_address(address)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--address") from None
     config = _node_config(ctx, device="cli", connect_timeout=connect_timeout, auto_accept=auto_accept,
-                          downloads=downloads, stall_timeout=stall_timeout)
+                          downloads=downloads, stall_timeout=stall_timeout, lan=not no_lan, lan_address=address,
+                          lan_fast_path=not no_fast_path)
 
     async def main() -> int:
-        node = Node(config, ctx.reporter)
+        node = _node_class()(config, ctx.reporter)
         try:
             record = node.book.find(name)
             if record is None:

@@ -85,6 +85,17 @@ class NodeConfig:
     qr_svg: Path | None = None
     # The QR is refreshed this long before its token expires.
     qr_refresh_margin: float = 20.0
+    # LAN (issue 5): the agent listens on a TCP port (0: the OS picks one) and advertises it by
+    # mDNS; a paired peer looks for it there first, for up to lan_browse_timeout, then goes to
+    # the server. lan_address ("IP:PORT") skips mDNS. lan_fast_path: files between two Python
+    # peers on a LAN connection go over it (fast_path.py) rather than the data channel.
+    lan: bool = True
+    lan_port: int = 0
+    lan_address: str | None = None
+    lan_fast_path: bool = True
+    lan_browse_timeout: float = 2.0
+    # From TCP connect to the end of the Noise handshake on a LAN connection.
+    lan_handshake_timeout: float = 5.0
 
     @property
     def records_path(self) -> Path:

@@ -153,6 +153,7 @@ class PartFile:
         self.offset = size
         self._fd: int | None = fd
         self._digest = digest
+        self._digest_shared = False  # see share_digest()
 
     @property
     def path(self) -> Path:
@@ -165,6 +166,15 @@ class PartFile:
     def prefix_digest(self) -> _Hash:
         """A copy of the running sha-256, for ``IncomingTransfer(resume_digest=...)``."""
         return self._digest.copy()
+
+    def share_digest(self) -> _Hash:
+        """The running sha-256 itself, for a caller that hashes every byte it hands to
+        ``write`` anyway, in the same order (``IncomingTransfer(resume_digest=...)`` does): from
+        now on that caller updates it and ``write`` does not, so each byte is hashed once, not
+        twice. ``commit`` still checks it. Writes stay checked for order (each must start where
+        the file ends), so the bytes hashed are the bytes written."""
+        self._digest_shared = True
+        return self._digest
 
     @classmethod
     def open(cls, folder: Path, offer: TransferOffer) -> PartFile:
@@ -242,7 +252,8 @@ class PartFile:
                 view, offset = view[written:], offset + written
         except OSError as exc:
             self._raise_write_error(exc)
-        self._digest.update(data)
+        if not self._digest_shared:
+            self._digest.update(data)
         self.offset = offset
 
     def commit(self) -> Path:

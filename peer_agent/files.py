@@ -8,11 +8,18 @@ into what people see (``progress`` with rate and ETA on both sides, start / abor
 A dropped channel interrupts every transfer: the receiver keeps its ``.part`` and sidecar, the
 sender's ``send_file`` raises ``TransferInterrupted``; offering the same file again (same id,
 see ``crypto.kdf.transfer_id``) resumes from the receiver's offset.
+
+Frames travel on a ``FrameCarrier``: the data channel itself, or the LAN fast path
+(peer_agent/fast_path.py) when the session runs over a direct LAN connection. Control messages
+always use the data channel. Every event about bytes moving says which carrier moved them
+(``via``), so the user sees whether the fast path is in use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -22,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from crypto.kdf import transfer_id
 from signaling.schema import ChannelMessage, ErrorCode, TransferOffer
@@ -30,6 +37,7 @@ from signaling.schema import ChannelMessage, ErrorCode, TransferOffer
 from .config import NodeConfig
 from .downloads import DownloadError, PartFile
 from .errors import PeerbeamError
+from .frames import HEADER_BYTES
 from .progress import Progress
 from .report import Reporter
 from .rtc import RtcLink
@@ -57,8 +65,31 @@ logger = logging.getLogger(__name__)
 READ_BLOCK = 1024 * 1024  # one thread hop per MiB read; frames are cut from it
 PROGRESS_INTERVAL = 0.25
 MAX_PENDING_OFFERS = 8
+# Ids of transfers that ended lately: frames of theirs still in flight on another path than the
+# cancel (the fast path's socket buffers hold a few MB) are dropped quietly, not counted as junk.
+RECENT_ENDS = 32
+# The receiver's disk writes run on a thread of their own (PartWriter), a batch at a time; at
+# most WRITE_BEHIND bytes wait for the disk before the event loop waits too.
+WRITE_BATCH = 1024 * 1024
+WRITE_BEHIND = 8 * 1024 * 1024
+# Every this many bytes the writer asks the kernel to start writing them to disk (below).
+WRITEBACK_EVERY = 16 * 1024 * 1024
 Listener = Callable[[dict[str, Any]], None]
 Decide = Callable[[str, TransferOffer, int], Awaitable[bool]]
+
+
+class FrameCarrier(Protocol):
+    """Where a transfer's data frames go: ``RtcLink`` or ``FastPath``."""
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def max_frame_bytes(self) -> int: ...
+
+    def send_frame(self, frame: bytes) -> None: ...
+
+    async def wait_writable(self) -> None: ...
 
 
 class TransferError(PeerbeamError):
@@ -83,6 +114,7 @@ class SendResult:
     sha256: str
     seconds: float
     resumed_from: int
+    via: str = RtcLink.label
 
 
 def file_digest(path: Path) -> str:
@@ -110,19 +142,117 @@ class _Sending:
         self.started = time.monotonic()
 
 
+class PartWriter:
+    """Writes one ``.part`` on a thread of its own, in order.
+
+    ``PartFile.write`` copies into the page cache; on the event loop that is a good part of a
+    fast receiver's time. Here it overlaps with reading, decrypting and checking the next frames. The PartFile belongs to this thread until
+    ``stop()``: only then may it be closed, discarded or committed. Errors (a full disk) come
+    back on the next ``write`` or on ``flush``.
+
+    Every WRITEBACK_EVERY bytes it tells the kernel it will not read them back
+    (POSIX_FADV_DONTNEED), which on Linux starts their writeback at once (mm/fadvise.c) and
+    drops them from the page cache once clean. The fsync at commit then finds little left to
+    write — a second or more saved at the end of a large file — and a big transfer does not
+    push everything else out of the cache.
+    """
+
+    def __init__(self, part: PartFile) -> None:
+        self.part = part
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="peerbeam-part")
+        self._batch: list[tuple[int, bytes]] = []
+        self._batch_bytes = 0
+        self._inflight: collections.deque[tuple[concurrent.futures.Future[None], int]] = collections.deque()
+        self._behind = 0
+        self._error: DownloadError | None = None  # set on the writer thread, read once its batch is done
+        self._stopped = False
+        self._advised = part.offset  # writeback asked for up to here (writer thread only)
+        self._advice_fd: int | None = None
+
+    def _write_batch(self, batch: list[tuple[int, bytes]]) -> None:
+        for offset, data in batch:
+            if self._error is not None:
+                return
+            try:
+                self.part.write(offset, data)
+            except DownloadError as exc:
+                self._error = exc
+                return
+        end = batch[-1][0] + len(batch[-1][1])
+        if end - self._advised >= WRITEBACK_EVERY and hasattr(os, "posix_fadvise"):
+            with contextlib.suppress(OSError):  # advice only: nothing depends on it
+                if self._advice_fd is None:
+                    self._advice_fd = os.open(self.part.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+                os.posix_fadvise(self._advice_fd, self._advised, end - self._advised, os.POSIX_FADV_DONTNEED)
+            self._advised = end
+
+    def _submit(self) -> None:
+        if self._batch:
+            future = self._pool.submit(self._write_batch, self._batch)
+            self._inflight.append((future, self._batch_bytes))
+            self._behind += self._batch_bytes
+            self._batch, self._batch_bytes = [], 0
+
+    def _reap(self) -> None:
+        while self._inflight and self._inflight[0][0].done():
+            future, size = self._inflight.popleft()
+            self._behind -= size
+            future.result()  # a bug on the thread surfaces here
+        if self._error is not None:
+            raise self._error
+
+    def write(self, offset: int, data: bytes) -> None:
+        if self._stopped:
+            raise DownloadError("Internal error: a write after the end.")
+        self._reap()
+        self._batch.append((offset, data))
+        self._batch_bytes += len(data)
+        if self._batch_bytes >= WRITE_BATCH:
+            self._submit()
+        while self._behind > WRITE_BEHIND:
+            # The disk is slower than the network: wait for it here (briefly), so that the
+            # sender is slowed by flow control instead of this process filling its memory.
+            self._inflight[0][0].result()
+            self._reap()
+
+    async def flush(self) -> None:
+        """Until everything written so far is on its way to the disk; raises its error."""
+        self._submit()
+        if self._inflight:
+            await asyncio.wrap_future(self._inflight[-1][0])  # one thread: the last is done last
+        self._reap()
+
+    def stop(self, keep: bool = True) -> None:
+        """Finish the writes (``keep``) or drop those not started, and end the thread. Blocks
+        for at most the writes under way (WRITE_BEHIND): a transfer is ending anyway."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if keep:
+            self._submit()
+        self._pool.shutdown(wait=True, cancel_futures=not keep)
+        self._inflight.clear()
+        if self._advice_fd is not None:
+            os.close(self._advice_fd)
+            self._advice_fd = None
+
+
 class _Receiving:
     def __init__(self, transfer: IncomingTransfer, part: PartFile) -> None:
         self.transfer = transfer
         self.part = part
+        self.writer = PartWriter(part)
         self.started = time.monotonic()
         self.last_data = time.monotonic()
         self.shown_at = 0.0
+        self.via: str | None = None  # the carrier of the first frame that arrived
 
 
 class FileShell:
     def __init__(self, *, link: RtcLink, peer_name: str, pair_secret: bytes, config: NodeConfig,
-                 reporter: Reporter, decide: Decide) -> None:
+                 reporter: Reporter, decide: Decide, frames: FrameCarrier | None = None) -> None:
         self.link = link
+        self.frames: FrameCarrier = frames if frames is not None else link
         self.peer_name = peer_name
         self._pair_secret = pair_secret
         self.config = config
@@ -132,6 +262,7 @@ class FileShell:
         self._sending: dict[str, _Sending] = {}
         self._receiving: dict[str, _Receiving] = {}
         self._considering: set[str] = set()
+        self._recent_ends: collections.deque[str] = collections.deque(maxlen=RECENT_ENDS)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._watchdog = self._spawn(self._watch_stalls())
@@ -174,12 +305,18 @@ class FileShell:
     def on_message(self, message: ChannelMessage) -> None:
         self._handle(self.table.receive_message(message, time.monotonic()))
 
-    def on_frame(self, data: bytes) -> bool:
-        """Route one binary frame; False when it belongs to no live transfer (the caller counts those)."""
+    def on_frame(self, data: bytes, via: str = RtcLink.label) -> bool:
+        """Route one binary frame that came by ``via``; False when it belongs to no live
+        transfer (the caller counts those)."""
         events = self.table.receive_frame(data, time.monotonic())
-        refused = any(isinstance(e, FrameRefused) for e in events)
+        for event in events:
+            if isinstance(event, ChunkReceived):
+                receiving = self._receiving.get(event.transfer_id)
+                if receiving is not None and receiving.via is None:
+                    receiving.via = via
+        refused = [e for e in events if isinstance(e, FrameRefused)]
         self._handle(events)
-        return not refused
+        return not refused or all(e.transfer_id in self._recent_ends for e in refused)
 
     def _handle(self, events: list[Event]) -> None:
         now = time.monotonic()
@@ -192,13 +329,13 @@ class FileShell:
             elif isinstance(event, ChunkReceived) and receiving is not None:
                 receiving.last_data = now
                 try:
-                    receiving.part.write(event.offset, event.data)
+                    receiving.writer.write(event.offset, event.data)
                 except DownloadError as exc:
                     self._handle(receiving.transfer.fail(exc.code, exc.message, now))
                     continue
                 if now - receiving.shown_at >= PROGRESS_INTERVAL:
                     receiving.shown_at = now
-                    self._emit("progress", tid, direction="in", file=receiving.part.final_name,
+                    self._emit("progress", tid, direction="in", file=receiving.part.final_name, via=receiving.via,
                                **_progress_fields(receiving.transfer.progress(now)))
             elif isinstance(event, TransferVerified) and receiving is not None:
                 self._spawn(self._commit(receiving))
@@ -207,13 +344,14 @@ class FileShell:
                     sending.accepted.set_result(event.offset)
             elif isinstance(event, ProgressUpdated) and sending is not None:
                 self._emit("progress", tid, sending.listener, direction="out", file=sending.transfer.offer.name,
-                           **_progress_fields(event.progress))
+                           via=self.frames.label, **_progress_fields(event.progress))
             elif isinstance(event, TransferCompleted) and sending is not None:
                 self._finish_sending(tid, None)
             elif isinstance(event, (TransferCancelled, TransferFailed, TransferRejected)):
                 self._ended(event, sending, receiving)
             elif isinstance(event, TransferInterrupted):
                 if receiving is not None:
+                    receiving.writer.stop()
                     receiving.part.close()  # kept, with its sidecar, for a resume
                     self._receiving.pop(tid, None)
                     self._emit("transfer_interrupted", tid, file=receiving.part.final_name, done=event.done,
@@ -228,6 +366,7 @@ class FileShell:
     def _ended(self, event: TransferCancelled | TransferFailed | TransferRejected,
                sending: _Sending | None, receiving: _Receiving | None) -> None:
         tid = event.transfer_id
+        self._recent_ends.append(tid)
         code = event.code if isinstance(event, TransferFailed) else (
             ErrorCode.PAIRING_REJECTED if isinstance(event, TransferRejected) else None)
         kind = {TransferCancelled: "transfer_cancelled", TransferFailed: "transfer_failed",
@@ -235,6 +374,7 @@ class FileShell:
         if receiving is not None:
             self._receiving.pop(tid, None)
             stalled = isinstance(event, TransferFailed) and event.code == ErrorCode.STALLED
+            receiving.writer.stop(keep=stalled)
             if stalled:
                 receiving.part.close()  # nothing wrong with the bytes so far: keep them for a resume
             else:
@@ -325,7 +465,8 @@ class FileShell:
             self._refuse(offer, f"{self.config.name} declined the file.")
             self._emit("transfer_rejected", offer.id, by="local", file=offer.name, message="You declined the file.")
             return
-        transfer = IncomingTransfer(offer, now=now, resume_offset=part.offset, resume_digest=part.prefix_digest())
+        # One sha-256 for both: the machine hashes what arrives, the .part's commit checks it.
+        transfer = IncomingTransfer(offer, now=now, resume_offset=part.offset, resume_digest=part.share_digest())
         try:
             self.table.add(transfer)
         except ValueError:
@@ -346,13 +487,15 @@ class FileShell:
     async def _commit(self, receiving: _Receiving) -> None:
         tid = receiving.transfer.id
         try:
+            await receiving.writer.flush()
+            receiving.writer.stop()
             final = await asyncio.to_thread(receiving.part.commit)
         except DownloadError as exc:
             self._handle(receiving.transfer.fail(exc.code, exc.message, time.monotonic()))
             return
         self._receiving.pop(tid, None)
         self._emit("received_file", tid, path=str(final), file=final.name, size=receiving.transfer.size,
-                   sha256=receiving.transfer.offer.sha256,
+                   sha256=receiving.transfer.offer.sha256, via=receiving.via,
                    seconds=round(time.monotonic() - receiving.started, 3))
         self._handle(receiving.transfer.committed(time.monotonic()))
 
@@ -388,7 +531,8 @@ class FileShell:
         tid = transfer_id(self._pair_secret, digest, size, name).hex()
         if tid in self._sending:
             raise TransferError(f"{name} is already being sent to {self.peer_name}.", code=ErrorCode.BAD_MESSAGE)
-        transfer = OutgoingTransfer(transfer_id=tid, name=name, size=size, sha256=digest, now=time.monotonic())
+        transfer = OutgoingTransfer(transfer_id=tid, name=name, size=size, sha256=digest, now=time.monotonic(),
+                                    chunk_size=self.frames.max_frame_bytes - HEADER_BYTES)
         try:
             self.table.add(transfer)
         except ValueError:
@@ -405,7 +549,7 @@ class FileShell:
                 self._handle(transfer.cancel("Nobody answered the offer in time.", time.monotonic()))
                 raise TransferStopped(f"{self.peer_name} did not answer the offer within "
                                       f"{self.config.offer_timeout:g} s.", code=ErrorCode.CONNECT_TIMEOUT) from None
-            self._emit("accepted", tid, listener, file=name, size=size, offset=offset)
+            self._emit("accepted", tid, listener, file=name, size=size, offset=offset, via=self.frames.label)
             started = time.monotonic()
             pump = self._spawn(self._pump(sending))
             try:
@@ -417,9 +561,9 @@ class FileShell:
             self._handle(transfer.cancel("The sender stopped the transfer.", time.monotonic()))
             self._sending.pop(tid, None)
             raise
-        result = SendResult(tid, name, size, digest, round(time.monotonic() - started, 3), offset)
+        result = SendResult(tid, name, size, digest, round(time.monotonic() - started, 3), offset, self.frames.label)
         self._emit("sent_file", tid, listener, file=name, size=size, sha256=digest, seconds=result.seconds,
-                   resumed_from=offset)
+                   resumed_from=offset, via=self.frames.label)
         return result
 
     async def _pump(self, sending: _Sending) -> None:
@@ -447,9 +591,9 @@ class FileShell:
                 start = offset - block_at
                 frame = transfer.encode_chunk(block[start:start + length], time.monotonic())
                 try:
-                    self.link.send_frame(frame)
+                    self.frames.send_frame(frame)
                     # Returns at once below the high mark; past it, waits for the low one.
-                    await self.link.wait_writable()
+                    await self.frames.wait_writable()
                 except (PeerbeamError, RuntimeError):
                     return  # the channel is gone; the session's interrupt_all tells the caller
             self._flush()

@@ -10,7 +10,10 @@ Envelope framing (the bytes inside ``relay.data``): one kind byte, then the body
 * ``0x01`` Noise handshake message; its payload is our ``Hello``;
 * ``0x02`` Noise transport message; the plaintext is one ``PeerSignal`` (JSON);
 * ``0x03`` abort, unauthenticated: a short ASCII code. It can only make a pairing fail — which
-  a hostile server can do anyway by dropping messages — so it needs no key.
+  a hostile server can do anyway by dropping messages — so it needs no key;
+* ``0x04`` Noise transport message whose plaintext is one binary data frame (peer_agent/frames.py):
+  the LAN fast path between two Python peers (peer_agent/fast_path.py). Only a direct LAN
+  connection carries these; the phone app never sends them.
 
 Any AEAD failure, a message out of turn, or an identity that differs from the one expected is
 treated as interception: the session is dead and the caller must abort on both sides.
@@ -41,12 +44,16 @@ Role = Literal["initiator", "responder"]
 # be replayed into a reconnect and the other way round.
 PAIR_PROLOGUE = b"peerbeam/1 pair"
 RECONNECT_PROLOGUE = b"peerbeam/1 reconnect"
+# A reconnect over a direct LAN connection (peer_agent/lan_signal.py) has its own prologue, so a
+# handshake message seen on one route cannot be replayed into the other.
+LAN_PROLOGUE = b"peerbeam/1 lan reconnect"
 
 
 class Kind(enum.IntEnum):
     HANDSHAKE = 1
     TRANSPORT = 2
     ABORT = 3
+    FRAME = 4
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,14 @@ class PeerAborted:
     reason: str
 
 
-Event = HandshakeCompleted | SignalReceived | PeerAborted
+@dataclass(frozen=True, slots=True)
+class FrameReceived:
+    """A binary data frame that came as a Noise transport message (the LAN fast path)."""
+
+    frame: bytes
+
+
+Event = HandshakeCompleted | SignalReceived | PeerAborted | FrameReceived
 
 
 def abort_envelope(reason: str) -> bytes:
@@ -150,14 +164,16 @@ class SecureSession:
         pair_secret: bytes,
         peer_key: bytes,
         ephemeral: X25519PrivateKey | None = None,
+        prologue: bytes = RECONNECT_PROLOGUE,
     ) -> SecureSession:
-        """KKpsk0: both long-term keys known from the pairing record, psk from its secret."""
+        """KKpsk0: both long-term keys known from the pairing record, psk from its secret.
+        ``prologue`` is LAN_PROLOGUE over a direct LAN connection."""
         return cls(
             role=role,
             hello=hello,
             identity=identity,
             psk=reconnect_psk(pair_secret),
-            prologue=RECONNECT_PROLOGUE,
+            prologue=prologue,
             pattern="KKpsk0",
             remote_key=peer_key,
             ephemeral=ephemeral,
@@ -180,6 +196,19 @@ class SecureSession:
             raise RuntimeError("session not established")
         return bytes([Kind.TRANSPORT]) + self._transport.encrypt(encode(signal))
 
+    def seal_frame(self, frame: bytes) -> bytes:
+        """A binary data frame as a ``Kind.FRAME`` envelope (see ``encrypt_frame``)."""
+        return bytes([Kind.FRAME]) + self.encrypt_frame(frame)
+
+    def encrypt_frame(self, frame: bytes) -> bytes:
+        """The Noise transport message (≤ 65535 bytes with its tag, Noise rev 34 §3) of a
+        ``Kind.FRAME`` envelope, without the kind byte, so that bulk data is not copied once
+        more to put it in front. Same cipher and nonce sequence as ``seal``: the caller writes
+        envelopes in the order they were sealed, on one ordered stream."""
+        if self._transport is None or self._dead:
+            raise RuntimeError("session not established")
+        return self._transport.encrypt(frame)
+
     def receive(self, envelope: bytes) -> tuple[list[bytes], list[Event]]:
         """Feed one envelope; get envelopes to send back and events. Raises InterceptionError."""
         if self._dead:
@@ -196,6 +225,9 @@ class SecureSession:
             if kind == Kind.TRANSPORT and self._transport is not None:
                 plaintext = self._transport.decrypt(body)
                 return [], [SignalReceived(decode_signal(plaintext))]
+            if kind == Kind.FRAME and self._transport is not None:
+                # A view, not a slice: bulk data is copied once less on its way in.
+                return [], [FrameReceived(self._transport.decrypt(memoryview(envelope)[1:]))]
         except (CryptoError, SchemaError) as exc:
             self._fail(type(exc).__name__)
         self._fail("message out of turn")

@@ -165,23 +165,34 @@ class LanBrowser:
         if self._on_event is not None:
             self._on_event(event)
 
-    def match(self, records: Iterable[PairingRecord], now: float) -> LanMatch | None:
-        """The first service seen so far whose tags belong to one of `records`."""
+    def matches(self, records: Iterable[PairingRecord], now: float,
+                exclude: Collection[LanService] = ()) -> list[LanMatch]:
+        """Every service seen so far whose tags belong to one of `records`, in the order they
+        were seen, leaving out `exclude`. Several may match: anyone can copy a TXT record, and
+        only the handshake tells the real agent from a copy."""
         table = tag_table(records, now)
+        found = []
         for service in self._services.values():
             record = match_advert(service.advert, table)
-            if record is not None:
-                return LanMatch(record, service)
-        return None
+            if record is not None and service not in exclude:
+                found.append(LanMatch(record, service))
+        return found
+
+    def match(self, records: Iterable[PairingRecord], now: float,
+              exclude: Collection[LanService] = ()) -> LanMatch | None:
+        """The first service seen so far whose tags belong to one of `records`."""
+        found = self.matches(records, now, exclude)
+        return found[0] if found else None
 
     async def find(self, records: Iterable[PairingRecord], timeout: float,
-                   now: Clock = time.time) -> LanMatch | None:
-        """Wait up to `timeout` seconds for the agent of one of `records`; None if none shows."""
+                   now: Clock = time.time, exclude: Collection[LanService] = ()) -> LanMatch | None:
+        """Wait up to `timeout` seconds for the agent of one of `records` (other than those in
+        `exclude`); None if none shows."""
         wanted = list(records)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            found = self.match(wanted, now())
+            found = self.match(wanted, now(), exclude)
             if found is not None:
                 return found
             remaining = deadline - loop.time()

@@ -5,9 +5,13 @@ One class serves both, because both do the same three things once paired:
 * ``host_pairing`` (the agent): a pairing room on the server, a QR refreshed before its token
   expires, and for every device that joins the NK handshake, the user's confirmation, a
   pairing record and a session;
-* ``maintain`` (either side): for each pairing record, meet the other device through the
-  server's rendezvous id of the day, run the KK handshake, keep the session, and start over
-  with backoff when it drops — so a killed agent is found again when it returns;
+* ``maintain`` (either side): for each pairing record, meet the other device — on the LAN first
+  (the peer looks for its agent by mDNS, or at ``--address``, and connects to it directly), else
+  through the server's rendezvous id of the day — run the KK handshake, keep the session, and
+  start over with backoff when it drops — so a killed agent is found again when it returns;
+* ``start_lan`` (the agent): a TCP port for paired devices on the LAN, advertised by mDNS
+  (lan_listener.py, mdns.py); a device that connects there gets the same session as one met
+  through the server, and file data then takes the LAN fast path (fast_path.py);
 * the control socket, through which `peerbeam send`, `unpair` and `devices` act on the live
   sessions.
 """
@@ -50,7 +54,12 @@ from .beaming import Beamer
 from .control import Conn, ControlServer
 from .files import TransferBroken, file_digest
 from .errors import PeerbeamError, ServerRefused, ServerUnreachable, UnknownDevice
-from .handshake import HandshakeCompleted, SecureSession, hello_for
+from .handshake import LAN_PROLOGUE, HandshakeCompleted, SecureSession, hello_for
+from .lan_dialer import LanDialer
+from .lan_listener import LanListener
+from .lan_signal import LanSignal
+from .mdns import LanAdvertiser, LanUnavailable
+from .mdns_browser import LanService
 from .pairings import PairingBook, load_identity
 from .relay_check import RelayVerdict
 from .report import JsonReporter, Reporter
@@ -58,6 +67,9 @@ from .session import DeviceRemoved, Dialogue, PeerSession, ToldRemoved, establis
 from .signal_client import SignalClient
 
 logger = logging.getLogger(__name__)
+
+class _AgentOnLan(Exception):
+    """While we waited at the server, the agent showed up on the LAN: go there instead."""
 
 
 class Node:
@@ -72,6 +84,9 @@ class Node:
         self._control = ControlServer(config.control_path, self._on_control)
         self._confirm_lock = asyncio.Lock()
         self._closed = False
+        self._lan_listener: LanListener | None = None
+        self._advertiser: LanAdvertiser | None = None
+        self._dialer = LanDialer(config=config, reporter=reporter, hello=lambda: self.hello, identity=self.identity)
         self.beamer = Beamer(config=config, reporter=reporter, pick=self._pick, devices=self._device_list)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -90,6 +105,10 @@ class Node:
         if self._closed:
             return
         self._closed = True
+        if self._advertiser is not None:
+            await self._advertiser.close()  # goodbye packets first: browsers drop us at once
+        if self._lan_listener is not None:
+            await self._lan_listener.close()
         for task in list(self._tasks) + list(self._maintained.values()):
             task.cancel()
         for session in list(self.sessions.values()):
@@ -97,6 +116,7 @@ class Node:
         await asyncio.gather(*self._tasks, *self._maintained.values(), return_exceptions=True)
         await self._control.close()
         await self.beamer.close()
+        await self._dialer.close()
 
     @property
     def hello(self) -> Hello:
@@ -276,6 +296,7 @@ class Node:
             last_seen=now,
         )
         self.book.put(record)
+        self._lan_changed()
         return record
 
     # -- sessions and reconnects ----------------------------------------------------------------
@@ -302,6 +323,7 @@ class Node:
         task = self._maintained.pop(peer_key, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
+        self._lan_changed()
         if told:
             self.book.remove(peer_key)
             return
@@ -324,13 +346,13 @@ class Node:
             if self.sessions.get(session.peer_key) is session:
                 del self.sessions[session.peer_key]
             self.beamer.status_changed()
-        if reason not in ("unpaired", "closed"):
+        if reason not in ("unpaired", "closed", "superseded"):
             self.reporter.emit("disconnected", name=session.name, message=reason)
         return reason
 
     async def _run_then_maintain(self, session: PeerSession, record: PairingRecord) -> None:
         reason = await self._run_session(session)
-        if reason != "unpaired" and not self._closed:
+        if reason not in ("unpaired", "superseded") and not self._closed:
             self.maintain(record)
 
     def maintain(self, record: PairingRecord, give_up_after: float | None = None) -> asyncio.Task[None]:
@@ -346,18 +368,21 @@ class Node:
         backoff = self.config.retry_min
         deadline = None if give_up_after is None else time.monotonic() + give_up_after
         failed_connects = 0  # where the next establish starts in the TURN transports (ice_order.py)
+        last_error: PeerbeamError | None = None
         while (current := self.book.get(record.peer_key)) is not None:
             try:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise PeerbeamError(
-                        f"{record.peer_name} did not answer within {give_up_after:g} s: it is offline, "
-                        "or no longer paired with this device.",
-                        code=ErrorCode.CONNECT_TIMEOUT,
-                    )
-                session = await self._rendezvous(current, remaining, failed_connects)
+                    # The last attempt's reason says more than "offline" (e.g. how to connect
+                    # by address when mDNS found nothing).
+                    why = last_error.message if last_error is not None else \
+                        "It is offline, or no longer paired with this device."
+                    raise PeerbeamError(f"{record.peer_name} did not answer within {give_up_after:g} s. {why}",
+                                        code=ErrorCode.CONNECT_TIMEOUT)
+                session = await self._reach(current, remaining, failed_connects)
             except ToldRemoved:
                 self.book.remove(record.peer_key)
+                self._lan_changed()
                 self.reporter.emit("unpaired", name=record.peer_name, told_peer=True,
                                    message=f"{record.peer_name} came back and was told the pairing is removed.")
                 return
@@ -370,6 +395,7 @@ class Node:
                     self.reporter.emit("error", code=str(exc.code), message=exc.message, name=record.peer_name)
                     raise
                 logger.info("reconnect to %s failed: %s", record.peer_name, exc.code)
+                last_error = exc
                 if exc.code in (ErrorCode.CONNECT_TIMEOUT, ErrorCode.RELAY_UNAVAILABLE):
                     failed_connects += 1
                 if exc.code == ErrorCode.INTERCEPTION:
@@ -382,7 +408,10 @@ class Node:
             deadline = None  # once connected, a later drop retries for as long as we run
             await self._run_session(session)  # the loop condition sees an unpairing
 
-    async def _rendezvous(self, record: PairingRecord, timeout: float | None, attempt: int = 0) -> PeerSession:
+    async def _rendezvous(self, record: PairingRecord, timeout: float | None, attempt: int = 0,
+                          lan_tried: set[LanService] | None = None) -> PeerSession:
+        """Meet the other device through the server. With ``lan_tried`` (a peer that looked on
+        the LAN first), a new agent showing up on the LAN meanwhile ends the wait (_AgentOnLan)."""
         origin = record.server or self.config.server
         if not origin:
             raise ServerUnreachable("No signaling server is known for this pairing.")
@@ -398,7 +427,7 @@ class Node:
             until_tomorrow = (day + 1) * 86400 - time.time() + 1
             wait = until_tomorrow if timeout is None else min(timeout, until_tomorrow)
             try:
-                matched = await signal.expect_one(RendezvousMatched, timeout=wait)
+                matched = await self._await_match(signal, wait, record, lan_tried)
             except TimeoutError:
                 raise PeerbeamError(f"{record.peer_name} did not show up.", code=ErrorCode.CONNECT_TIMEOUT) from None
             assert isinstance(matched, RendezvousMatched)
@@ -426,6 +455,163 @@ class Node:
         finally:
             if not handed_over:
                 await signal.close()
+
+    async def _await_match(self, signal: SignalClient, wait: float, record: PairingRecord,
+                           lan_tried: set[LanService] | None) -> RendezvousMatched:
+        matched = asyncio.ensure_future(signal.expect_one(RendezvousMatched, timeout=wait))
+        if lan_tried is None:
+            return await matched
+        # Services already tried (and failed) are no reason to leave; a new one is: the agent
+        # restarted on the LAN while we wait here, and a direct connection beats the server.
+        watch = asyncio.ensure_future(self._dialer.watch(record, wait, lan_tried))
+        try:
+            done, _ = await asyncio.wait({matched, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            matched.cancel()
+            watch.cancel()
+            raise
+        if matched in done:
+            watch.cancel()
+            return matched.result()
+        if watch.exception() is None and watch.result():
+            matched.cancel()
+            raise _AgentOnLan()
+        return await matched  # the watch ran out of time: so does this, about now
+
+    # -- the LAN: the agent's side --------------------------------------------------------------
+
+    async def start_lan(self) -> None:
+        """Listen for paired devices on a LAN TCP port and advertise it by mDNS. Without a usable
+        network interface, devices can still connect by address: say so, and go on."""
+        listener = LanListener(port=self.config.lan_port, records=self.book.load, hello=lambda: self.hello,
+                               identity=self.identity, on_peer=self._on_lan_peer, on_refused=self._on_lan_refused)
+        try:
+            await listener.start()
+        except OSError as exc:
+            raise PeerbeamError(f"Cannot listen on LAN port {self.config.lan_port} ({exc.strerror}). "
+                                "Choose another one with --lan-port.") from None
+        self._lan_listener = listener
+        advertiser = LanAdvertiser(self.book.load, listener.port)
+        try:
+            await advertiser.start()
+        except (LanUnavailable, OSError) as exc:
+            why = exc.message if isinstance(exc, LanUnavailable) else type(exc).__name__
+            self.reporter.emit("warning", code="lan_unavailable",
+                               message=f"Paired devices on the local network cannot find this agent by mDNS ({why}). "
+                                       f"They can still connect by address, to port {listener.port}.")
+            return
+        self._advertiser = advertiser
+        addresses = advertiser.addresses
+        hint = f"{addresses[0]}:{listener.port}" if addresses else f"ADDRESS:{listener.port}"
+        if ":" in hint.rsplit(":", 1)[0]:
+            hint = f"[{addresses[0]}]:{listener.port}"
+        self.reporter.emit("lan", port=listener.port, addresses=addresses, service=advertiser.names.instance,
+                           message=f"Paired devices on this network find this agent by mDNS, or connect with: "
+                                   f"peerbeam connect \"{self.config.name}\" --address {hint}")
+
+    def _lan_changed(self) -> None:
+        """The pairings changed: the mDNS record's tags follow now, not at the next check."""
+        if self._advertiser is not None:
+            self._advertiser.refresh()
+
+    def _on_lan_refused(self, address: str, reason: str) -> None:
+        self.reporter.emit("lan_refused", side="agent", address=address, reason=reason)
+
+    async def _on_lan_peer(self, record: PairingRecord, signal: LanSignal) -> None:
+        """A paired device reached our LAN port: the same setup as after a server rendezvous."""
+        if self._closed:
+            await signal.close()
+            return
+        dialogue = Dialogue(signal, SecureSession.for_reconnect(
+            role=record.role, hello=self.hello, identity=self.identity, pair_secret=record.pair_secret,
+            peer_key=record.peer_key, prologue=LAN_PROLOGUE))
+        try:
+            done, link = await establish(
+                dialogue, role=record.role, pairing=False, ice_servers=[], config=self.config,
+                tombstone=record.removed_at is not None, handshake_timeout=self.config.lan_handshake_timeout)
+        except ToldRemoved:
+            await dialogue.close()
+            self._forget(record.peer_key)
+            self.reporter.emit("unpaired", name=record.peer_name, told_peer=True,
+                               message=f"{record.peer_name} came back and was told the pairing is removed.")
+            return
+        except DeviceRemoved as exc:
+            await dialogue.close()
+            self._forget(record.peer_key)
+            self.reporter.emit("unpaired", name=record.peer_name, by="peer", message=exc.message)
+            return
+        except BaseException:
+            await dialogue.close()
+            raise
+        if self._closed:  # the agent is shutting down: nobody would run the session
+            await link.close()
+            await dialogue.close()
+            return
+        if done.peer.name != record.peer_name:
+            self.book.update(record.peer_key, lambda r: _renamed(r, done.peer.name))
+        self._adopt(record, dialogue, link)
+
+    def _adopt(self, record: PairingRecord, dialogue: Dialogue, link: Any) -> None:
+        """Make a session that arrived by itself (over the LAN) the one for this device.
+
+        Only once it is established — authenticated, and live, which a replayed handshake
+        message is not — does it replace what ran before: a reconnect there was, or a session
+        the device has already left (it would not call again otherwise). Synchronous, so no
+        other reconnect can slip in between.
+        """
+        owner = self._maintained.pop(record.peer_key, None)
+        if owner is not None and not owner.done():
+            owner.cancel()
+        old = self.sessions.get(record.peer_key)
+        if old is not None:
+            old.supersede()
+        session = self._session(record, dialogue, link)
+        self._maintained[record.peer_key] = asyncio.create_task(self._run_adopted(session, record))
+
+    async def _run_adopted(self, session: PeerSession, record: PairingRecord) -> None:
+        # This task owns the device now (it is in _maintained): after the session, it keeps
+        # reconnecting itself rather than through maintain(), which would see it and return.
+        reason = await self._run_session(session)
+        if reason not in ("unpaired", "superseded") and not self._closed:
+            await self._maintain(record, None)
+
+    # -- the LAN: the peer's side ---------------------------------------------------------------
+
+    async def _reach(self, record: PairingRecord, timeout: float | None, attempt: int) -> PeerSession:
+        """LAN first (we are the peer: we look for the agent), then the server's rendezvous."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        look_on_lan = record.role == "initiator" and (self.config.lan or self.config.lan_address is not None)
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            tried: set[LanService] | None = None
+            if look_on_lan:
+                connected, tried = await self._dialer.connect(record, remaining)
+                if connected is not None:
+                    if connected.done.peer.name != record.peer_name:
+                        self.book.update(record.peer_key, lambda r: _renamed(r, connected.done.peer.name))
+                    return self._session(record, connected.dialogue, connected.link)
+            origin = record.server or self.config.server
+            if not origin:
+                raise PeerbeamError(self._not_on_lan(record), code=ErrorCode.CONNECT_TIMEOUT)
+            try:
+                return await self._rendezvous(record, remaining, attempt,
+                                              tried if self.config.lan_address is None else None)
+            except _AgentOnLan:
+                logger.info("%s appeared on the LAN while we waited at the server", record.peer_name)
+                continue
+            except ServerUnreachable as exc:
+                if not look_on_lan:
+                    raise
+                raise ServerUnreachable(f"{exc.message} {self._not_on_lan(record)}") from None
+
+    def _not_on_lan(self, record: PairingRecord) -> str:
+        name = record.peer_name
+        if self.config.lan_address is not None:
+            return f"{name} did not answer at {self.config.lan_address} on the local network."
+        return (f"{name} was not found on the local network (mDNS may be blocked here: client isolation, "
+                f"VLANs) and no signaling server is configured for it. If it is on this network, connect "
+                f"by address: peerbeam connect \"{name}\" --address IP:PORT (the agent shows its LAN "
+                "address and port when it starts).")
 
     # -- local control --------------------------------------------------------------------------
 
@@ -474,7 +660,8 @@ class Node:
                 session = await self._wait_for_session(session.name, self.config.resume_wait)
                 continue
             return {"name": session.name, "id": result.id, "file": result.file, "size": result.size,
-                    "sha256": result.sha256, "seconds": result.seconds, "resumed_from": result.resumed_from}
+                    "sha256": result.sha256, "seconds": result.seconds, "resumed_from": result.resumed_from,
+                    "via": result.via}
 
     async def _control_send_files(self, request: dict[str, Any], conn: Conn) -> dict[str, Any]:
         raw = request.get("paths")

@@ -37,7 +37,9 @@ def _describe_path(fields: dict[str, Any]) -> str:
     kind = {"lan": "LAN", "direct": "direct", "relay": "relay"}.get(str(fields.get("kind")), "?")
     rtt = fields.get("rtt_ms")
     rtt_text = f", {rtt:.1f} ms" if isinstance(rtt, (int, float)) else ""
-    return f"{kind} ({fields.get('transport', '?')}, {fields.get('local', '?')} ⇄ {fields.get('remote', '?')}{rtt_text})"
+    files = f"; files over the {fields['files_via']}" if fields.get("files_via") == "LAN fast path" else ""
+    return (f"{kind} ({fields.get('transport', '?')}, {fields.get('local', '?')} ⇄ {fields.get('remote', '?')}"
+            f"{rtt_text}){files}")
 
 
 def _size(n: object) -> str:
@@ -66,6 +68,8 @@ class _Bars:
                 self._progress.start()
             arrow = "→" if f.get("direction") == "out" else "←"
             label = f"{arrow} {escape(str(f.get('file', '')))} {'to' if arrow == '→' else 'from'} {escape(str(f.get('name', '')))}"
+            if f.get("via"):  # which path carries it: "LAN fast path" or "data channel"
+                label += f" [dim]({escape(str(f['via']))})[/dim]"
             self._tasks[tid] = self._progress.add_task(label, total=f.get("size") or None)
         self._progress.update(self._tasks[tid], completed=f.get("done", 0))
 
@@ -109,11 +113,24 @@ class ConsoleReporter:
             say(f"[bold]{name}[/bold] wants to send you [bold]{file}[/bold] ({_size(f.get('size'))}). "
                 "Accept? Type y or n:")
         elif event == "sent_file":
-            say(f"[green]Sent {file}[/green] to {name} ({_size(f.get('size'))} in {f.get('seconds', 0):.1f} s; "
+            via = f" over the {escape(str(f['via']))}" if f.get("via") else ""
+            say(f"[green]Sent {file}[/green] to {name} ({_size(f.get('size'))} in {f.get('seconds', 0):.1f} s{via}; "
                 "the receiver checked its sha-256).")
         elif event == "received_file":
+            via = f", over the {escape(str(f['via']))}" if f.get("via") else ""
             say(f"[green]Received {file}[/green] from {name}: {escape(str(f.get('path', '')))} "
-                f"({_size(f.get('size'))}, sha-256 checked).")
+                f"({_size(f.get('size'))}, sha-256 checked{via}).")
+        elif event == "lan":
+            say(escape(str(f.get("message", ""))))
+        elif event == "lan_refused" and f.get("side") == "agent":
+            say(f"[dim]Refused a LAN connection from {escape(str(f.get('address', '')))}: "
+                f"{escape(str(f.get('reason', '')))}[/dim]")
+        elif event == "lan_refused" and f.get("authenticated"):
+            say(f"[yellow]Reached {name} on the LAN at {escape(str(f.get('address', '')))} but could not connect:"
+                f"[/yellow] {escape(str(f.get('reason', '')))}")
+        elif event == "lan_refused":
+            say(f"[yellow]Skipped a device at {escape(str(f.get('address', '')))} that claims to be {name}:[/yellow] "
+                f"{escape(str(f.get('reason', '')))}")
         elif event in ("transfer_cancelled", "transfer_failed", "transfer_rejected"):
             what = {"transfer_cancelled": "cancelled", "transfer_failed": "failed",
                     "transfer_rejected": "declined"}[event]

@@ -1,6 +1,7 @@
 """One device-to-device session: the end-to-end dialogue through the server, then the channel.
 
-``Dialogue`` pumps the signaling socket into the pure ``SecureSession`` and back. ``establish``
+``Dialogue`` pumps the signaling socket — or a direct LAN connection (lan_signal.py), which
+speaks the same envelopes — into the pure ``SecureSession`` and back. ``establish``
 walks a session from the first handshake message to an open, bound data channel, each wait
 bounded. ``PeerSession`` then owns the connected channel: text, delivery receipts, liveness
 pings (which also measure the round-trip time shown with the path) and unpairing.
@@ -62,8 +63,10 @@ from .errors import (
     ServerRefused,
 )
 from . import ice_order
+from .fast_path import FastPath
 from .files import Decide, FileShell
 from .handshake import (
+    FrameReceived,
     HandshakeCompleted,
     PeerAborted,
     Role,
@@ -71,6 +74,7 @@ from .handshake import (
     SignalReceived,
     abort_envelope,
 )
+from .lan_signal import LanSignal
 from .relay_check import RelayVerdict, check_relay
 from .report import Reporter
 from .rtc import BindingContext, RtcLink
@@ -98,11 +102,12 @@ class ToldRemoved(PeerbeamError):
 
 
 class Dialogue:
-    """The encrypted conversation between two devices, routed by the signaling server."""
+    """The encrypted conversation between two devices, routed by the signaling server or
+    carried by a direct LAN connection."""
 
     def __init__(
         self,
-        signal: SignalClient,
+        signal: SignalClient | LanSignal,
         secure: SecureSession,
         on_refused_join: Callable[[JoinRefused], None] | None = None,
     ) -> None:
@@ -116,7 +121,13 @@ class Dialogue:
         self.fatal: asyncio.Future[PeerbeamError] = loop.create_future()
         self._link: RtcLink | None = None
         self._pending_candidates: list[IceCandidate] = []
+        # Fast-path data frames (LAN only): the session installs its frame handler here.
+        self.on_frame: Callable[[bytes], None] | None = None
         self._task = asyncio.create_task(self._pump())
+
+    @property
+    def over_lan(self) -> bool:
+        return isinstance(self.signal, LanSignal)
 
     def _die(self, error: PeerbeamError) -> None:
         if not self.fatal.done():
@@ -159,7 +170,12 @@ class Dialogue:
         for envelope_out in out:
             await self.signal.send(Relay(data=envelope_out))
         for event in events:
-            if isinstance(event, PeerAborted):
+            if isinstance(event, FrameReceived):
+                if self.on_frame is not None:
+                    self.on_frame(event.frame)
+                else:  # only a LAN session takes frames this way
+                    logger.info("dropped a data frame that came outside a LAN session")
+            elif isinstance(event, PeerAborted):
                 if event.reason == "interception":
                     self._die(InterceptionError())
                 else:
@@ -242,17 +258,20 @@ async def establish(
     tombstone: bool = False,
     first_attempt: int = 0,
     on_retry: Callable[[RelayVerdict, str], None] | None = None,
+    handshake_timeout: float | None = None,
 ) -> tuple[HandshakeCompleted, RtcLink]:
     """From the first Noise message to a bound data channel. Every wait is bounded: one
     connect timeout per TURN transport offered (``first_attempt`` picks the first one), and
-    the error then says what failed (relay_check.py).
+    the error then says what failed (relay_check.py). ``handshake_timeout`` bounds the Noise
+    handshake alone (default: the connect timeout); on a LAN it is short, so that a device
+    that answers and then says nothing is given up on quickly.
 
     With ``tombstone`` (we removed this pairing while the other device was away) the KK
     handshake still runs — so only the real device learns it — then we say "removed" and stop.
     """
     if role == "initiator":
         await dialogue.signal.send(Relay(data=dialogue.secure.start()))
-    done = await dialogue.handshake(config.connect_timeout)
+    done = await dialogue.handshake(handshake_timeout if handshake_timeout is not None else config.connect_timeout)
     if on_handshake is not None:
         on_handshake(done)
     if tombstone:
@@ -355,8 +374,14 @@ class PeerSession:
         self._inbound = TokenBucket.full(rate=config.inbound_per_second, burst=config.inbound_per_second * 2,
                                          now=time.monotonic())
         self._warned_flood_at = -1e9
+        # Over a direct LAN connection both ends are Python peers: file frames take the fast
+        # path when this side allows it, and frames arriving that way are always taken.
+        self.fast_path = (FastPath(dialogue.secure, dialogue.signal)
+                          if isinstance(dialogue.signal, LanSignal) and config.lan_fast_path else None)
+        if dialogue.over_lan:
+            dialogue.on_frame = self._on_fast_frame
         self.files = FileShell(link=link, peer_name=name, pair_secret=pair_secret, config=config, reporter=reporter,
-                               decide=decide)
+                               decide=decide, frames=self.fast_path)
         # Page messages (page.push / page.pull / page.refused) and the frames of their
         # thumbnails: the node installs these (peer_agent/node.py).
         self.on_page: Callable[[PeerSession, ChannelMessage], None] | None = None
@@ -370,6 +395,13 @@ class PeerSession:
         fields: dict[str, Any] = info.as_dict() if info else {"kind": "unknown"}
         if self.rtt_ms is not None:
             fields["rtt_ms"] = round(self.rtt_ms, 2)
+        # How the devices met (the server's rendezvous, or a direct LAN connection found by
+        # mDNS or given with --address), and what carries files.
+        signal = self.dialogue.signal
+        fields["rendezvous"] = "lan" if isinstance(signal, LanSignal) else "server"
+        if isinstance(signal, LanSignal):
+            fields["lan_peer"] = signal.peer
+        fields["files_via"] = self.files.frames.label
         return fields
 
     async def measure_rtt(self, timeout: float = 5.0) -> float | None:
@@ -393,12 +425,18 @@ class PeerSession:
             logger.warning("dropping messages from %s: rate limit", self.name)
         return True
 
-    def _on_frame(self, data: bytes) -> None:
+    def _on_frame(self, data: bytes, via: str = RtcLink.label) -> None:
         # Frames of a live transfer or card are paced by the protocol itself (in order, each
         # checked); anything else counts against the same budget as messages.
         if self.claim_frame is not None and self.claim_frame(data):
             return
-        if not self.files.on_frame(data):
+        if not self.files.on_frame(data, via):
+            self._flooded()
+
+    def _on_fast_frame(self, data: bytes) -> None:
+        # The same handler and checks as file frames from the channel: only the carrier
+        # differs. (Page thumbnails, the frames claim_frame takes, always use the channel.)
+        if not self.files.on_frame(data, FastPath.label):
             self._flooded()
 
     def _on_message(self, message: ChannelMessage) -> None:
@@ -452,6 +490,11 @@ class PeerSession:
     def ended(self) -> bool:
         """Over, or about to be: nothing new should start on it."""
         return self._ended.done() or self.link.closed.done()
+
+    def supersede(self) -> None:
+        """A newer session with the same device replaces this one (it reconnected before we
+        noticed that this one was gone): end it without reconnecting."""
+        self._end("superseded")
 
     def _end(self, reason: str) -> None:
         if not self._ended.done():

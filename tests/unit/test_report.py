@@ -31,3 +31,18 @@ def test_a_cancelled_transfer_says_who_and_why():
     reporter.emit("progress", direction="in", done=1, size=10, rate=None, eta=None, **common)
     reporter.emit("transfer_cancelled", by="peer", code=None, message="Desk PC cancelled the transfer.", **common)
     assert "big.bin cancelled: Desk PC cancelled the transfer." in out.getvalue()
+
+
+def test_the_path_carrying_a_transfer_is_shown():
+    out = io.StringIO()
+    reporter = ConsoleReporter(Console(file=out, force_terminal=True, width=120, color_system=None))
+    common = {"name": "Desk PC", "id": "0123456789abcdef", "file": "big.bin"}
+    reporter.emit("connected", name="Desk PC", path={"kind": "lan", "transport": "udp", "local": "a", "remote": "b",
+                                                    "rendezvous": "lan", "files_via": "LAN fast path"})
+    reporter.emit("progress", direction="in", done=1, size=10, rate=None, eta=None, via="LAN fast path", **common)
+    reporter.emit("received_file", size=10, sha256="ab" * 32, seconds=0.1, path="/tmp/big.bin",
+                  via="LAN fast path", **common)
+    text = out.getvalue()
+    assert "files over the LAN fast path" in text  # in the connection line
+    assert "← big.bin from Desk PC (LAN fast path)" in text  # the progress bar's label
+    assert "sha-256 checked, over the LAN fast path" in text
