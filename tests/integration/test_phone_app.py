@@ -363,3 +363,22 @@ async def test_identity_storage_raw_over_lan_http_and_non_extractable_when_secur
     code, _ = await run_cli(pc, tmp_path / "pc", "send", "--text", "held key works", "--to", "Android phone")
     assert code == 0
     await phone.do("wait", js="document.querySelector('#messages li.in')?.innerText.includes('held key works')")
+
+
+async def test_the_agent_alone_serves_the_app_on_the_lan_and_the_phone_pairs(lan_lab, tmp_path):
+    """The README's run command: `peerbeam agent` with no server. Its embedded server serves the
+    app over plain HTTP at the agent's LAN address; Chromium on another machine of the LAN
+    (an insecure context: no WebCrypto) pairs, connects and reconnects after a reload."""
+    agent, url = await start_agent(lan_lab.lan1, tmp_path / "pc", None)
+    assert url.startswith(f"http://{lan_lab.lan1.address}:") and "/p#1." in url
+    phone = await start_phone(lan_lab.lan2, tmp_path)
+    await phone.do("goto", url=url)
+    assert "Pair with Desk PC?" in (await phone.screen("confirm"))["text"]
+    await phone.tap("#pair")
+    await phone.screen("connected", timeout=40)
+    event = await agent.expect("connected", name="Android phone", timeout=30)
+    assert event["path"]["kind"] == "lan", event
+    assert await phone.eval(IDENTITY) == {"secure": False, "cryptoKey": False, "extractable": None, "raw": True}
+    await phone.do("reload")
+    await phone.screen("connected", timeout=40)
+    await agent.expect("connected", name="Android phone", timeout=30)
