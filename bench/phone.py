@@ -29,19 +29,17 @@ LAN, as a phone on the PC's Wi-Fi would open it. All in one invocation, so the r
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.harness import run_in_lab
 from tests.integration.test_pairing import start_agent  # noqa: E402
 from tests.integration.test_phone_app import PORT, Phone, start_phone  # noqa: E402
 from tests.lab import Lab  # noqa: E402
@@ -236,22 +234,9 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench/phone.py needs root (it creates network namespaces).", file=sys.stderr)
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="pb-bench-phone-"))
-    lab = Lab()
-    try:
-        async def run() -> dict[str, Any]:
-            try:
-                return await bench(lab, tmp, args)
-            finally:
-                await lab.aclose()
-
-        report = asyncio.run(run())
-    except AssertionError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
+    report = run_in_lab("pb-bench-phone-", lambda lab, tmp: bench(lab, tmp, args))
+    if report is None:
         return 1
-    finally:
-        lab.close()
-        shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
