@@ -69,6 +69,12 @@ class ErrorCode(enum.StrEnum):
     BAD_SCHEME = "bad_scheme"
     NOT_HTML = "not_html"
     PAGE_UNREACHABLE = "page_unreachable"
+    # page sync
+    UNKNOWN_DOC = "unknown_doc"
+    BAD_UPDATE = "bad_update"
+    UPDATE_TOO_LARGE = "update_too_large"
+    NO_ACCESS = "no_access"
+    NOT_SYNCING = "not_syncing"
 
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
@@ -376,14 +382,31 @@ class PageThumb(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only
     source: Annotated[str, msgspec.Meta(max_length=MAX_URL_CHARS)] | None = None
 
 
+class PageText(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """The page's readable text for the reader view (docs/SYNC.md "Reader view"): gzip'd JSON
+    blocks, carried like a thumbnail as exactly one binary frame whose id is ``id``."""
+
+    id: TransferId
+    size: Annotated[int, msgspec.Meta(ge=1, le=MAX_THUMB_BYTES)]
+    sha256: Sha256Hex
+    encoding: Literal["gzip"] = "gzip"
+
+
+# 8 random bytes in lower-case hex, like a transfer id: names one shared sync document.
+DocId = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{16}$")]
+
+
 class PagePush(_Base, tag="page.push", frozen=True):
-    """A page card: what the PC shows. ``pull`` names the ``page.pull`` this answers, if any."""
+    """A page card: what the PC shows. ``pull`` names the ``page.pull`` this answers, if any;
+    ``doc`` marks the reader view of a synced tab (``text`` then carries its readable text)."""
 
     id: TransferId
     url: HttpUrl
     title: Annotated[str, msgspec.Meta(max_length=1024)]
     thumbs: Annotated[list[PageThumb], msgspec.Meta(max_length=MAX_THUMBNAILS)]
     pull: B64Id | None = None
+    text: PageText | None = None
+    doc: DocId | None = None
 
 
 class PagePull(_Base, tag="page.pull", frozen=True):
@@ -396,6 +419,51 @@ class PageRefused(_Base, tag="page.refused", frozen=True):
     """No card for that pull: ``inactive`` (the agent sleeps until the user wakes it), ``no_page``..."""
 
     pull: B64Id
+    code: ErrorCode
+    message: Sentence
+
+
+# Page sync (docs/SYNC.md): one shared Yjs document per pairing, chosen by the PC. Its updates
+# are y-protocols sync messages (step 1, step 2, update), the same bytes pycrdt and yjs write,
+# cut into chunks so that each message stays far below the 64 KiB frame cap.
+MAX_SYNC_CHUNK: Final = 32 * 1024
+MAX_SYNC_MESSAGE: Final = 1024 * 1024  # one reassembled sync message
+
+
+class SyncStart(_Base, tag="sync.start", frozen=True):
+    """The phone's "Follow my PC": start (or rejoin) the sync session of the PC's current tab."""
+
+
+class SyncOpen(_Base, tag="sync.open", frozen=True):
+    """The PC names the session's document; both sides then send y-protocols step 1."""
+
+    doc: DocId
+
+
+class SyncUpdate(_Base, tag="sync.update", frozen=True):
+    """One chunk of a y-protocols sync message; ``more`` says another chunk of it follows."""
+
+    doc: DocId
+    data: Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_SYNC_CHUNK)]
+    more: bool = False
+
+
+class SyncReader(_Base, tag="sync.reader", frozen=True):
+    """The phone lacks the reader view the document names: the PC sends that card again."""
+
+    doc: DocId
+    card: TransferId
+
+
+class SyncStop(_Base, tag="sync.stop", frozen=True):
+    """Either side ends the session; both drop the document."""
+
+    doc: DocId
+
+
+class SyncRefused(_Base, tag="sync.refused", frozen=True):
+    """A ``sync.start`` the PC cannot serve (no extension, no access to the tab, inactive)."""
+
     code: ErrorCode
     message: Sentence
 
@@ -418,6 +486,12 @@ ChannelMessage = (
     | PagePush
     | PagePull
     | PageRefused
+    | SyncStart
+    | SyncOpen
+    | SyncUpdate
+    | SyncReader
+    | SyncStop
+    | SyncRefused
 )
 
 
