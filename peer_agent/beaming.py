@@ -88,14 +88,18 @@ class ExtensionLink:
 
     async def capture(self) -> dict[str, Any]:
         """The active tab, as the extension reports it (the PAGE object)."""
+        return await self.request({"type": "capture"})
+
+    async def request(self, message: dict[str, Any], timeout: float = CAPTURE_TIMEOUT) -> dict[str, Any]:
+        """Ask the extension; its ``<type>.result`` reply, or a PeerbeamError with its code."""
         request_id = next(self._ids)
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = waiter
-        self.conn.send({"type": "capture", "request_id": request_id})
+        self.conn.send({**message, "request_id": request_id})
         try:
-            reply = await asyncio.wait_for(waiter, CAPTURE_TIMEOUT)
+            reply = await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
-            raise PeerbeamError(f"The browser extension did not answer within {CAPTURE_TIMEOUT:g} s.",
+            raise PeerbeamError(f"The browser extension did not answer within {timeout:g} s.",
                                 code=ErrorCode.NO_PAGE) from None
         finally:
             self._waiting.pop(request_id, None)
@@ -127,6 +131,12 @@ class Beamer:
         self._answering: set[int] = set()  # id(session) with a pull being answered
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Page sync's part of the extension link (peer_agent/syncing.py installs these): the
+        # messages of kind "sync.*", and a newly connected extension.
+        self.on_sync_message: Callable[[ExtensionLink, dict[str, Any]], None] | None = None
+        self.on_extension: Callable[[ExtensionLink], None] | None = None
+        # A received card that is a synced tab's reader view: True when it was taken.
+        self.on_reader_card: Callable[[PeerSession, CardReady], bool] | None = None
         self._spawn(self._watch_idle())
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -217,6 +227,8 @@ class Beamer:
     def _on_card_events(self, session: PeerSession, events: list[CardEvent]) -> None:
         for event in events:
             if isinstance(event, CardReady):
+                if self.on_reader_card is not None and self.on_reader_card(session, event):
+                    continue
                 self._spawn(self._save(session, event))
             elif isinstance(event, CardFailed):
                 self.reporter.emit("page_failed", name=session.name, card=event.card_id, code=str(event.code),
@@ -248,7 +260,8 @@ class Beamer:
 
     # -- sending cards --------------------------------------------------------------------------
 
-    async def _send_card(self, session: PeerSession, card: Card) -> None:
+    async def send_card(self, session: PeerSession, card: Card) -> None:
+        """The push, then one frame per thumbnail (and the reader text), paced by the channel."""
         session.link.send(card.push)  # first: the receiver then owns the thumbnails' ids
         for frame in card.frames:
             session.link.send_frame(frame)
@@ -268,7 +281,7 @@ class Beamer:
     async def _beam_report(self, session: PeerSession, report: Any, pull: str | None) -> dict[str, Any]:
         started = time.monotonic()
         card = await build_card(report, self.limits, self.http, pull=pull)
-        await self._send_card(session, card)
+        await self.send_card(session, card)
         result = {"name": session.name, "card": card.push.id, "url": card.push.url, "title": card.push.title,
                   "thumbnails": len(card.push.thumbs), "left_out": len(card.rejected),
                   "seconds": round(time.monotonic() - started, 3)}
@@ -301,7 +314,7 @@ class Beamer:
                 with contextlib.suppress(PeerbeamError):
                     report = await report_from_url(report.url, self.limits, self.http)
             card = await build_card(report, self.limits, self.http, pull=pull.id)
-            await self._send_card(session, card)
+            await self.send_card(session, card)
         except PeerbeamError as exc:
             refuse(exc.code, exc.message)
             return
@@ -334,6 +347,8 @@ class Beamer:
         self._extensions.append(link)
         self.reporter.emit("extension", connected=True, origin=origin)
         conn.send({"ok": True, "name": self.config.name, "active": self.activity.active, "devices": self._devices()})
+        if self.on_extension is not None:
+            self.on_extension(link)
         try:
             while (message := await conn.recv()) is not None:
                 kind = message.get("type")
@@ -341,14 +356,21 @@ class Beamer:
                     self._spawn(self._extension_beam(link, message))
                 elif kind == "ping":
                     conn.send({"type": "pong", "active": self.activity.active, "devices": self._devices()})
-                elif kind == "capture.result":
+                elif isinstance(kind, str) and kind.endswith(".result"):
                     link.resolve(message)
+                elif isinstance(kind, str) and kind.startswith("sync.") and self.on_sync_message is not None:
+                    self.on_sync_message(link, message)
                 else:
                     conn.send({"type": "error", "code": "bad_message", "message": f"Unknown message type {kind!r}."})
         finally:
             self._extensions.remove(link)
             self.reporter.emit("extension", connected=False, origin=origin)
         return {"ok": True}
+
+    @property
+    def extensions(self) -> list[ExtensionLink]:
+        """The connected browser extensions, the most recent last."""
+        return list(self._extensions)
 
     async def _extension_beam(self, link: ExtensionLink, message: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"type": "beam.result", "request_id": message.get("request_id")}

@@ -51,6 +51,7 @@ class CardReady:
     push: PagePush
     images: list[tuple[PageThumb, bytes]]
     dropped: dict[str, str] = field(default_factory=dict)
+    text: bytes | None = None  # the reader view's gzip'd blocks (push.text), checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +86,19 @@ class _Pending:
     arrived: dict[str, bytes] = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)
 
+    def ids(self) -> list[str]:
+        """Every frame id this card waits for: its thumbnails, then its text (if any)."""
+        return [t.id for t in self.push.thumbs] + ([self.push.text.id] if self.push.text else [])
+
     @property
     def complete(self) -> bool:
-        return len(self.arrived) + len(self.dropped) == len(self.push.thumbs)
+        return len(self.arrived) + len(self.dropped) == len(self.ids())
 
     def images(self) -> list[tuple[PageThumb, bytes]]:
         return [(t, self.arrived[t.id]) for t in self.push.thumbs if t.id in self.arrived]
+
+    def text(self) -> bytes | None:
+        return self.arrived.get(self.push.text.id) if self.push.text else None
 
 
 class CardAssembler:
@@ -119,7 +127,7 @@ class CardAssembler:
         events = self.expire(now)
         if push.id in self._pending or push.id in self._finished:
             return events  # a replay: the card is already here
-        ids = [thumb.id for thumb in push.thumbs]
+        ids = [thumb.id for thumb in push.thumbs] + ([push.text.id] if push.text else [])
         if len(set(ids)) != len(ids) or any(i in self._owner for i in ids):
             self._finished.append(push.id)
             return [*events, CardFailed(push.id, ErrorCode.BAD_MESSAGE,
@@ -138,7 +146,9 @@ class CardAssembler:
             return [*events, ThumbRefused(frame.transfer_id, ErrorCode.UNKNOWN_TRANSFER,
                                           "A data frame for no pending page card.")]
         pending = self._pending[card_id]
-        thumb = next(t for t in pending.push.thumbs if t.id == frame.transfer_id)
+        text = pending.push.text
+        thumb = text if text is not None and text.id == frame.transfer_id else next(
+            t for t in pending.push.thumbs if t.id == frame.transfer_id)
         if thumb.id in pending.arrived or thumb.id in pending.dropped:
             return [*events, ThumbRefused(thumb.id, ErrorCode.BAD_FRAME, "A thumbnail arrived twice.")]
         if frame.offset != 0:
@@ -159,7 +169,7 @@ class CardAssembler:
         """Fail the cards still incomplete ``timeout`` seconds after their push."""
         events: list[CardEvent] = []
         for pending in [p for p in self._pending.values() if now - p.started >= self.timeout]:
-            got, total = len(pending.arrived), len(pending.push.thumbs)
+            got, total = len(pending.arrived), len(pending.ids())
             events.append(self._fail(pending, ErrorCode.STALLED,
                                      f"The page card was incomplete after {self.timeout:.0f} s: "
                                      f"{got} of {total} thumbnails arrived."))
@@ -174,7 +184,7 @@ class CardAssembler:
         if not pending.complete:
             return []
         self._forget(pending)
-        return [CardReady(pending.push, pending.images(), dict(pending.dropped))]
+        return [CardReady(pending.push, pending.images(), dict(pending.dropped), pending.text())]
 
     def _fail(self, pending: _Pending, code: ErrorCode, message: str) -> CardFailed:
         self._forget(pending)
@@ -182,8 +192,8 @@ class CardAssembler:
 
     def _forget(self, pending: _Pending) -> None:
         del self._pending[pending.push.id]
-        for thumb in pending.push.thumbs:
-            self._owner.pop(thumb.id, None)
+        for frame_id in pending.ids():
+            self._owner.pop(frame_id, None)
         self._finished.append(pending.push.id)
 
 

@@ -506,6 +506,80 @@ def unpair(ctx: Ctx, name: str) -> None:
     sys.exit(_run(main))
 
 
+@cli.group()
+def sync() -> None:
+    """Two-way page sync with a paired device (docs/SYNC.md): the PC tab and the phone's reader view."""
+
+
+def _sync_request(ctx: Ctx, request: dict[str, Any], event: str, timeout: float = 120) -> None:
+    async def main() -> int:
+        try:
+            reply = await control.request(ctx.home / "control.sock", {"cmd": "sync", **request}, timeout=timeout)
+        except PeerbeamError as exc:
+            return _fail(ctx.reporter, exc)
+        if not reply.get("ok"):
+            return _control_error(ctx, reply)
+        ctx.reporter.emit(event, **{k: v for k, v in reply.items() if k != "ok"})
+        return 0
+
+    sys.exit(_run(main))
+
+
+_to_option = click.option("--to", "to", default=None, help="The paired device (needed when several are connected).")
+
+
+@sync.command("start")
+@click.argument("url", required=False)
+@_to_option
+@_json_option
+@pass_ctx
+def sync_start(ctx: Ctx, url: str | None, to: str | None) -> None:
+    """Mirror this PC's current tab (from the browser extension), or URL, on the paired phone."""
+    _sync_request(ctx, {"action": "start", "url": url, "to": to}, "sync_started")
+
+
+@sync.command("follow")
+@_to_option
+@_json_option
+@pass_ctx
+def sync_follow(ctx: Ctx, to: str | None) -> None:
+    """Ask the paired PC to share its current tab with this device ("Follow my PC")."""
+    _sync_request(ctx, {"action": "follow", "to": to}, "sync_following")
+
+
+@sync.command("stop")
+@_to_option
+@_json_option
+@pass_ctx
+def sync_stop(ctx: Ctx, to: str | None) -> None:
+    """End page sync on both devices."""
+    _sync_request(ctx, {"action": "stop", "to": to}, "sync_stopped")
+
+
+@sync.command("show")
+@_to_option
+@_json_option
+@pass_ctx
+def sync_show(ctx: Ctx, to: str | None) -> None:
+    """Print the shared document: tabs, scroll, find, highlights, bookmarks, reader views."""
+    _sync_request(ctx, {"action": "show", "to": to}, "sync_document")
+
+
+@sync.command("op")
+@click.argument("op")
+@click.argument("args", default="{}")
+@_to_option
+@_json_option
+@pass_ctx
+def sync_op(ctx: Ctx, op: str, args: str, to: str | None) -> None:
+    """Make one operation of docs/SYNC.md, e.g. `peerbeam sync op add_bookmark '{"id": ..., ...}'`."""
+    try:
+        parsed = json.loads(args)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="ARGS") from None
+    _sync_request(ctx, {"action": "op", "op": op, "args": parsed, "to": to}, "sync_done")
+
+
 @cli.command("install-extension-host")
 @click.option("--browser-dir", "browser_dirs", multiple=True, type=click.Path(path_type=Path),
               help="A browser's user data dir (repeatable; default: ~/.config/chromium and ~/.config/google-chrome).")

@@ -51,6 +51,7 @@ from signaling.schema import (
 from . import qr
 from .config import NodeConfig
 from .beaming import Beamer
+from . import syncing
 from .control import Conn, ControlServer
 from .files import TransferBroken, file_digest
 from .errors import PeerbeamError, ServerRefused, ServerUnreachable, UnknownDevice
@@ -88,6 +89,7 @@ class Node:
         self._advertiser: LanAdvertiser | None = None
         self._dialer = LanDialer(config=config, reporter=reporter, hello=lambda: self.hello, identity=self.identity)
         self.beamer = Beamer(config=config, reporter=reporter, pick=self._pick, devices=self._device_list)
+        self.syncer = syncing.Syncer(config=config, reporter=reporter, beamer=self.beamer, pick=self._pick)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -116,6 +118,7 @@ class Node:
         await asyncio.gather(*self._tasks, *self._maintained.values(), return_exceptions=True)
         await self._control.close()
         await self.beamer.close()
+        await self.syncer.close()
         await self._dialer.close()
 
     @property
@@ -315,6 +318,7 @@ class Node:
         )
         self.sessions[record.peer_key] = session
         self.beamer.attach(session)
+        self.syncer.attach(session)
         return session
 
     def _forget(self, peer_key: bytes, *, told: bool = True) -> None:
@@ -343,6 +347,7 @@ class Node:
             reason = await session.run()
         finally:
             self.beamer.detach(session)
+            self.syncer.detach(session)
             if self.sessions.get(session.peer_key) is session:
                 del self.sessions[session.peer_key]
             self.beamer.status_changed()
@@ -709,6 +714,8 @@ class Node:
         if cmd == "activate":
             woke = self.beamer.use()
             return {"ok": True, "woke": woke, "name": self.config.name}
+        if cmd == "sync":
+            return await syncing.control(self.syncer, request)
         if cmd == "extension":
             return await self.beamer.serve_extension(request, conn)
         if cmd == "cancel":

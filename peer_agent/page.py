@@ -35,6 +35,7 @@ from signaling.schema import (
     MAX_URL_CHARS,
     ErrorCode,
     PagePush,
+    PageText,
     PageThumb,
     SchemaError,
     decode_channel,
@@ -45,6 +46,7 @@ from .errors import PeerbeamError
 from .fetch import FetchCode, FetchFailure, PageFetchError, fetch_page, fetch_thumbnails
 from .frames import encode_frame, new_transfer_id
 from .harvest import harvest_html, resolve
+from .reader import Reader, ReaderError, encode_reader, reader_from_html, reader_from_report
 from .images import (
     ImageCandidate,
     ImageLimits,
@@ -101,6 +103,7 @@ class PageReport:
     title: str
     candidates: list[ImageCandidate]
     screenshot: bytes | None = None  # JPEG or PNG bytes of the visible tab
+    reader: Reader | None = None  # the readable text, for the reader view of a synced tab
 
 
 class _DomImage(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -116,6 +119,8 @@ class _ExtensionPage(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     title: str
     images: Annotated[list[_DomImage], msgspec.Meta(max_length=MAX_DOM_IMAGES)]
     screenshot: Annotated[str, msgspec.Meta(max_length=MAX_SCREENSHOT_CHARS)] | None = None
+    # Checked block by block in reader.py (bad blocks are dropped, not the whole page).
+    reader: dict[str, object] | None = None
 
 
 def report_from_extension(page: object) -> PageReport:
@@ -141,7 +146,8 @@ def report_from_extension(page: object) -> PageReport:
             url=src, source=Source.DOM, order=len(candidates),
             natural_width=image.width or None, natural_height=image.height or None, prominence=image.area))
     screenshot = None if raw.screenshot is None else _screenshot_bytes(raw.screenshot)
-    return PageReport(url=url, title=_title(raw.title), candidates=candidates, screenshot=screenshot)
+    reader = None if raw.reader is None else reader_from_report(raw.reader, url)
+    return PageReport(url=url, title=_title(raw.title), candidates=candidates, screenshot=screenshot, reader=reader)
 
 
 def _page_url(url: str) -> str:
@@ -191,8 +197,10 @@ _FETCH_SENTENCES = {
 }
 
 
-async def report_from_url(url: str, limits: ImageLimits, session: aiohttp.ClientSession) -> PageReport:
-    """Fetch the page at ``url`` and find its title and images (``peerbeam send URL``)."""
+async def report_from_url(url: str, limits: ImageLimits, session: aiohttp.ClientSession, *,
+                          reader: bool = False) -> PageReport:
+    """Fetch the page at ``url`` and find its title and images (``peerbeam send URL``); with
+    ``reader``, also its readable text (readability-lxml) for the reader view of page sync."""
     _page_url(url)
     try:
         final_url, html = await fetch_page(url, limits, session)
@@ -207,7 +215,8 @@ async def report_from_url(url: str, limits: ImageLimits, session: aiohttp.Client
     if len(final_url) > MAX_URL_CHARS:
         raise PageNotAvailable("The page could not be sent: its address is too long.")
     info = await asyncio.to_thread(harvest_html, html, final_url, limits)  # up to 5 MiB of HTML
-    return PageReport(url=final_url, title=_title(info.title or ""), candidates=list(info.images))
+    text = await asyncio.to_thread(reader_from_html, html, final_url) if reader else None
+    return PageReport(url=final_url, title=_title(info.title or ""), candidates=list(info.images), reader=text)
 
 
 # ---- the card a sender sends ---------------------------------------------------------------
@@ -216,12 +225,12 @@ async def report_from_url(url: str, limits: ImageLimits, session: aiohttp.Client
 @dataclass(frozen=True)
 class Card:
     push: PagePush
-    frames: list[bytes]  # one encoded frame per thumbnail, in the order of push.thumbs
+    frames: list[bytes]  # one encoded frame per thumbnail, in the order of push.thumbs; then the text's
     rejected: dict[str, str] = field(default_factory=dict)  # image URL (or "screenshot") -> why
 
 
 async def build_card(report: PageReport, limits: ImageLimits, session: aiohttp.ClientSession, *,
-                     pull: str | None = None) -> Card:
+                     pull: str | None = None, doc: str | None = None, card_id: str | None = None) -> Card:
     """Fetch the report's images and make the card: the largest distinct pictures first, the
     screenshot (if any) last. Every image that got no thumbnail is in ``Card.rejected``."""
     rejected: dict[str, str] = {}
@@ -258,8 +267,17 @@ async def build_card(report: PageReport, limits: ImageLimits, session: aiohttp.C
             natural_width=_pixels(thumb.natural_width), natural_height=_pixels(thumb.natural_height),
             size=len(thumb.data), sha256=hashlib.sha256(thumb.data).hexdigest(), source=source))
         frames.append(encode_frame(thumb_id, 0, thumb.data))
-    push = _fit_push(PagePush(id=new_transfer_id(), url=report.url, title=_title(report.title),
-                              thumbs=thumbs, pull=pull))
+    text = None
+    if report.reader is not None and doc is not None:  # a reader view goes with a synced tab's card
+        try:
+            packed = await asyncio.to_thread(encode_reader, report.reader)
+        except ReaderError as exc:
+            log.info("reader view left out: %s", exc.message)
+        else:
+            text = PageText(id=new_transfer_id(), size=len(packed), sha256=hashlib.sha256(packed).hexdigest())
+            frames.append(encode_frame(text.id, 0, packed))
+    push = _fit_push(PagePush(id=card_id or new_transfer_id(), url=report.url, title=_title(report.title),
+                              thumbs=thumbs, pull=pull, text=text, doc=doc))
     try:  # what the other side will check, checked here: never send a card it must refuse
         decode_channel(encode(push))
     except SchemaError as exc:

@@ -149,6 +149,21 @@ class ConsoleReporter:
             say(f"Got {escape(str(f.get('title') or f.get('url')))} from {name}.")
         elif event == "pull_refused":
             say(f"[yellow]Refused a pull from {name}:[/yellow] {escape(str(f.get('message', '')))}")
+        elif event == "sync_started":
+            what = escape(str(f.get("url") or "")) or "its document"
+            who = "started by the other device" if f.get("by") == "peer" else f"shared with {name}"
+            say(f"[green]Page sync[/green] {who}: {what}")
+        elif event in ("sync_stopped", "sync_refused"):
+            say(f"[yellow]Page sync:[/yellow] {escape(str(f.get('message', 'ended.')))}")
+        elif event == "sync_following":
+            say(f"Following {name}'s page.")
+        elif event == "sync_reader":
+            cut = " (cut: the rest is on the PC)" if f.get("truncated") else ""
+            say(f"Reader view from {name}: {escape(str(f.get('title') or f.get('url')))}, {f.get('blocks', 0)} blocks{cut}.")
+        elif event == "sync_document":
+            say(_describe_document(f))
+        elif event in ("sync_applied", "sync_done"):
+            pass  # every remote change: too many lines for people (--json has them)
         elif event in ("active", "inactive"):
             say(escape(str(f.get("message", event))))
         elif event == "qr":
@@ -203,6 +218,28 @@ class ConsoleReporter:
         else:
             details = ", ".join(f"{k}={v}" for k, v in f.items())
             say(f"{event}: {escape(details)}")
+
+
+def _describe_document(f: dict[str, Any]) -> str:
+    state = f.get("state") or {}
+    tabs = state.get("tabs") or {}
+    active = state.get("active")
+    lines = [f"Page sync {escape(str(f.get('doc')))} ({'connected' if f.get('connected') else 'apart'}, "
+             f"{_size(f.get('size'))}):"]
+    for key, tab in tabs.items():
+        mark = "▶" if key == active else " "
+        scroll = (state.get("scroll") or {}).get(key) or {}
+        where = f"  block {scroll.get('block', 0):.0f}, {100 * float(scroll.get('fraction', 0)):.0f} %" if scroll else ""
+        lines.append(f" {mark} {escape(str(tab.get('title') or tab.get('url')))}{where}")
+    find = (state.get("find") or {}).get(active or "") or {}
+    if find.get("query"):
+        lines.append(f"  find: {escape(str(find['query']))} (match {find.get('match', -1):.0f} of {find.get('count', 0):.0f})")
+    for mark in (state.get("highlights") or {}).values():
+        note = f" — {escape(str(mark['note']))}" if mark.get("note") else ""
+        lines.append(f"  highlight: “{escape(str(mark.get('quote', '')))}”{note}")
+    for bookmark in (state.get("bookmarks") or {}).values():
+        lines.append(f"  bookmark: {escape(str(bookmark.get('title')))} {escape(str(bookmark.get('url')))}")
+    return "\n".join(lines)
 
 
 def make_reporter(json_mode: bool) -> Reporter:

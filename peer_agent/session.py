@@ -43,6 +43,12 @@ from signaling.schema import (
     Relay,
     SchemaError,
     Sdp,
+    SyncOpen,
+    SyncReader,
+    SyncRefused,
+    SyncStart,
+    SyncStop,
+    SyncUpdate,
     Text,
     TransferAccept,
     TransferCancel,
@@ -86,6 +92,7 @@ S = TypeVar("S", bound=PeerSignal)
 Confirm = Callable[[Hello, str], Awaitable[bool]]
 _TRANSFER_MESSAGES = (TransferOffer, TransferAccept, TransferReject, TransferProgress, TransferCancel, TransferDone,
                       TransferFailure)
+_SYNC_MESSAGES = (SyncStart, SyncOpen, SyncUpdate, SyncReader, SyncStop, SyncRefused)
 
 
 class DeviceRemoved(PeerbeamError):
@@ -386,6 +393,10 @@ class PeerSession:
         # thumbnails: the node installs these (peer_agent/node.py).
         self.on_page: Callable[[PeerSession, ChannelMessage], None] | None = None
         self.claim_frame: Callable[[bytes], bool] | None = None
+        # Page sync's messages, and "a sync.update was dropped by the rate limit" (the document
+        # then re-syncs by state vector): peer_agent/syncing.py installs these.
+        self.on_sync: Callable[[PeerSession, ChannelMessage], None] | None = None
+        self.on_sync_dropped: Callable[[PeerSession], None] | None = None
         link.on_message = self._on_message
         link.on_refused = self._on_bad_message
         link.on_frame = self._on_frame
@@ -444,12 +455,17 @@ class PeerSession:
         # nothing and say nothing, so they do not use the budget (a flood of our own receipts
         # coming back must not crowd out the other side's error telling us to slow down).
         if not isinstance(message, (Delivered, Pong)) and self._flooded():
+            if isinstance(message, SyncUpdate) and self.on_sync_dropped is not None:
+                self.on_sync_dropped(self)
             return
         if isinstance(message, _TRANSFER_MESSAGES):
             self.files.on_message(message)
         elif isinstance(message, (PagePush, PagePull, PageRefused)):
             if self.on_page is not None:
                 self.on_page(self, message)
+        elif isinstance(message, _SYNC_MESSAGES):
+            if self.on_sync is not None:
+                self.on_sync(self, message)
         elif isinstance(message, Text):
             self.reporter.emit("message", name=self.name, text=message.text, id=message.id, **{"from": self.name})
             self._send_quietly(Delivered(id=message.id))
