@@ -41,7 +41,7 @@ test('channel messages decode from any key order, with their bounds checked', ()
 });
 
 // The bytes below are what msgspec writes for the same records (signaling/schema.py encode).
-const PUSH = '{"t":"page.push","id":"0123456789abcdef","url":"https://example.org/é","title":"T \\"x\\"","thumbs":[{"id":"00000000000000ff","kind":"image","mime":"image/webp","width":320,"height":200,"natural_width":1600,"natural_height":1000,"size":1234,"sha256":"' + 'a'.repeat(64) + '","source":"https://example.org/a.jpg"}],"pull":"p1","v":1}';
+const PUSH = '{"t":"page.push","id":"0123456789abcdef","url":"https://example.org/é","title":"T \\"x\\"","thumbs":[{"id":"00000000000000ff","kind":"image","mime":"image/webp","width":320,"height":200,"natural_width":1600,"natural_height":1000,"size":1234,"sha256":"' + 'a'.repeat(64) + '","source":"https://example.org/a.jpg"}],"pull":"p1","text":null,"doc":null,"v":1}';
 const OFFER = '{"t":"transfer.offer","id":"0123456789abcdef","name":"a b.bin","size":20,"sha256":"' + 'b'.repeat(64) + '","mime":null,"v":1}';
 
 test('files and page cards: msgspec bytes both ways, nested thumbnails checked', () => {

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from signaling.schema import ChannelMessage, ClientMessage, ErrorCode, IceServer, PageThumb, ServerMessage
+from signaling.schema import ChannelMessage, ClientMessage, ErrorCode, IceServer, PageText, PageThumb, ServerMessage
 
 CLIENT = Path(__file__).parents[2] / "browser_client"
 DUMP = """
@@ -56,6 +56,11 @@ def field_spec(field: msgspec.inspect.Field) -> dict[str, Any]:
     elif isinstance(kind, msgspec.inspect.IntType):
         assert (kind.gt, kind.lt, kind.multiple_of) == (None, None, None)
         spec.update(kind="int", ge=kind.ge, le=kind.le)
+    elif isinstance(kind, msgspec.inspect.BoolType):
+        spec["kind"] = "bool"
+    elif isinstance(kind, msgspec.inspect.StructType) and kind.cls is PageText:
+        # page.push text: one untagged record, described field by field.
+        spec.update(kind="record", item=[field_spec(f) for f in kind.fields])
     elif isinstance(kind, msgspec.inspect.FloatType):
         assert (kind.gt, kind.ge, kind.lt, kind.le) == (None,) * 4
         spec["kind"] = "float"

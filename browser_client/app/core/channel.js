@@ -3,7 +3,8 @@
 //
 // String messages on the channel are these; binary ones are frames (frames.js). The first
 // message each side sends is `bind` (binding.js); after it: text and its receipt, liveness
-// pings (which also measure the round-trip time), unpairing, errors, files and page cards.
+// pings (which also measure the round-trip time), unpairing, errors, files, page cards and page
+// sync (docs/SYNC.md: y-protocols messages in chunks, sync_wire.js).
 //
 // The Python test tests/unit/test_js_wire_tables.py holds CHANNEL_SCHEMA, ERROR_CODES and
 // LATER_TAGS to msgspec's own description of the union, so none of them can drift.
@@ -16,7 +17,7 @@ export const ERROR_CODES = Object.freeze([
   'rate_limited', 'auth_timeout', 'not_in_room', 'already_bound', 'peer_gone', 'interception',
   'pairing_rejected', 'unknown_device', 'connect_timeout', 'relay_unavailable', 'server_unreachable', 'internal',
   'bad_frame', 'hash_mismatch', 'disk_full', 'unknown_transfer', 'stalled', 'inactive', 'no_page', 'bad_scheme',
-  'not_html', 'page_unreachable',
+  'not_html', 'page_unreachable', 'unknown_doc', 'bad_update', 'update_too_large', 'no_access', 'not_syncing',
 ]);
 
 export const MAX_TEXT_CHARS = 16 * 1024;
@@ -42,6 +43,18 @@ const PAGE_THUMB = [
   { name: 'sha256', ...SHA256, required: true },
   { name: 'source', kind: 'str', max_length: MAX_URL_CHARS, nullable: true, required: false, default: null },
 ];
+
+/** signaling/schema.py PageText: the reader view's gzip'd text, one frame like a thumbnail. */
+const PAGE_TEXT = [
+  TRANSFER_ID,
+  { name: 'size', kind: 'int', ge: 1, le: 64 * 1024 - 18, required: true },
+  { name: 'sha256', ...SHA256, required: true },
+  { name: 'encoding', kind: 'literal', values: ['gzip'], required: false, default: 'gzip' },
+];
+/** signaling/schema.py DocId: names one shared sync document. */
+const DOC_ID = { kind: 'str', pattern: '^[0-9a-f]{16}$' };
+export const MAX_SYNC_CHUNK = 32 * 1024;
+export const MAX_SYNC_MESSAGE = 1024 * 1024;
 
 /** @type {Readonly<Record<string, import('./codec.js').FieldSpec[]>>} */
 export const CHANNEL_SCHEMA = Object.freeze({
@@ -87,11 +100,33 @@ export const CHANNEL_SCHEMA = Object.freeze({
     { name: 'title', kind: 'str', max_length: 1024, required: true },
     { name: 'thumbs', kind: 'records', max_length: MAX_THUMBNAILS, item: PAGE_THUMB, required: true },
     { name: 'pull', ...B64ID, nullable: true, required: false, default: null },
+    { name: 'text', kind: 'record', item: PAGE_TEXT, nullable: true, required: false, default: null },
+    { name: 'doc', ...DOC_ID, nullable: true, required: false, default: null },
     V,
   ],
   'page.pull': [{ name: 'id', ...B64ID, required: true }, V],
   'page.refused': [
     { name: 'pull', ...B64ID, required: true },
+    { name: 'code', kind: 'literal', values: [...ERROR_CODES], required: true },
+    { name: 'message', ...SENTENCE, required: true },
+    V,
+  ],
+  // Page sync (docs/SYNC.md): one shared Yjs document; its y-protocols messages in chunks.
+  'sync.start': [V],
+  'sync.open': [
+    { name: 'doc', ...DOC_ID, required: true },
+    { name: 'rejoin', kind: 'bool', required: false, default: false },
+    V,
+  ],
+  'sync.update': [
+    { name: 'doc', ...DOC_ID, required: true },
+    { name: 'data', kind: 'bytes', min_length: 1, max_length: MAX_SYNC_CHUNK, required: true },
+    { name: 'more', kind: 'bool', required: false, default: false },
+    V,
+  ],
+  'sync.reader': [{ name: 'doc', ...DOC_ID, required: true }, { ...TRANSFER_ID, name: 'card' }, V],
+  'sync.stop': [{ name: 'doc', ...DOC_ID, required: true }, V],
+  'sync.refused': [
     { name: 'code', kind: 'literal', values: [...ERROR_CODES], required: true },
     { name: 'message', ...SENTENCE, required: true },
     V,

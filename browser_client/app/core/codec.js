@@ -25,8 +25,8 @@ export const MAX_FRAME_BYTES = 64 * 1024;
 /**
  * @typedef {object} FieldSpec
  * @property {string} name
- * @property {'str' | 'bytes' | 'int' | 'float' | 'literal' | 'records'} kind
- * @property {FieldSpec[]} [item] for kind "records": the fields of each untagged record of the list
+ * @property {'str' | 'bytes' | 'int' | 'float' | 'bool' | 'literal' | 'records' | 'record'} kind
+ * @property {FieldSpec[]} [item] for kinds "records" and "record": the fields of each untagged record
  * @property {boolean} required
  * @property {number} [min_length]
  * @property {number} [max_length]
@@ -76,6 +76,12 @@ export function fits(field, value) {
     case 'float':
       // msgspec takes integers for float fields; JSON has no NaN or infinities.
       return typeof value === 'number' && Number.isFinite(value);
+    case 'bool':
+      // msgspec refuses 0 and 1 for a bool.
+      return typeof value === 'boolean';
+    case 'record':
+      // One untagged record (PageText in page.push), already decoded by recordsFrom.
+      return typeof value === 'object' && !Array.isArray(value) && !(value instanceof Uint8Array);
     case 'str':
       // A lone surrogate survives JSON.stringify as an escape, but msgspec refuses it.
       if (typeof value !== 'string' || !isWellFormed(value)) return false;
@@ -177,6 +183,7 @@ export function codecFor(schema, what) {
       let text;
       if (value instanceof Uint8Array) text = `"${base64Encode(value)}"`;
       else if (field.kind === 'records') text = recordsJson(/** @type {FieldSpec[]} */ (field.item), /** @type {Record<string, unknown>[]} */ (value));
+      else if (field.kind === 'record' && value !== null) text = recordsJson(/** @type {FieldSpec[]} */ (field.item), [/** @type {Record<string, unknown>} */ (value)]).slice(1, -1);
       else if (field.kind === 'float' && value !== null) text = floatText(/** @type {number} */ (value));
       else text = JSON.stringify(value);
       json += `,"${field.name}":${text}`;
@@ -222,6 +229,7 @@ export function codecFor(schema, what) {
       let value = parsed[field.name];
       if (field.kind === 'bytes' && typeof value === 'string') value = base64Decode(value) ?? undefined;
       if (field.kind === 'records') value = recordsFrom(/** @type {FieldSpec[]} */ (field.item), value);
+      if (field.kind === 'record' && value !== null) value = recordsFrom(/** @type {FieldSpec[]} */ (field.item), [value])?.[0];
       if (!fits(field, value)) throw misfit(`bad value for ${field.name}`);
       record[field.name] = value;
     }
