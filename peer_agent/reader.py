@@ -67,7 +67,9 @@ def normalize(text: str) -> str:
 
 
 def reader_from_report(raw: object, page_url: str) -> Reader:
-    """The extension's reader blocks, hostile until checked: bad blocks are dropped, not trusted."""
+    """The extension's reader blocks, hostile until checked. A block's index is its anchor in
+    the live tab, so a bad block is emptied in place (an empty paragraph), never removed:
+    removing it would shift every later scroll position and highlight by one."""
     if not isinstance(raw, dict):
         raise ReaderError("The browser extension sent a reader view that is not an object.")
     blocks_raw = raw.get("blocks")
@@ -78,9 +80,8 @@ def reader_from_report(raw: object, page_url: str) -> Reader:
         try:
             checked = _clean(msgspec.convert(item, Block), page_url)
         except msgspec.ValidationError:
-            continue
-        if checked is not None:
-            blocks.append(checked)
+            checked = None
+        blocks.append(checked or Block("p", ""))
     title = raw.get("title")
     return Reader(url=page_url, title=normalize(title if isinstance(title, str) else "")[:MAX_TITLE_CHARS],
                   blocks=blocks, truncated=bool(raw.get("truncated")) or len(blocks_raw) > MAX_BLOCKS)

@@ -396,7 +396,7 @@ class PeerSession:
         # Page sync's messages, and "a sync.update was dropped by the rate limit" (the document
         # then re-syncs by state vector): peer_agent/syncing.py installs these.
         self.on_sync: Callable[[PeerSession, ChannelMessage], None] | None = None
-        self.on_sync_dropped: Callable[[PeerSession], None] | None = None
+        self.on_sync_dropped: Callable[[PeerSession, SyncUpdate], None] | None = None
         link.on_message = self._on_message
         link.on_refused = self._on_bad_message
         link.on_frame = self._on_frame
@@ -456,7 +456,7 @@ class PeerSession:
         # coming back must not crowd out the other side's error telling us to slow down).
         if not isinstance(message, (Delivered, Pong)) and self._flooded():
             if isinstance(message, SyncUpdate) and self.on_sync_dropped is not None:
-                self.on_sync_dropped(self)
+                self.on_sync_dropped(self, message)
             return
         if isinstance(message, _TRANSFER_MESSAGES):
             self.files.on_message(message)
@@ -491,6 +491,10 @@ class PeerSession:
                                name=self.name, remote=True)
 
     def _on_bad_message(self, exc: SchemaError) -> None:
+        # Refused messages count against the same budget: a flood of them gets one answer a
+        # second (rate_limited), not one error back per message.
+        if self._flooded():
+            return
         why = "it is over 64 KiB" if exc.code == ErrorCode.FRAME_TOO_LARGE else "it does not fit the schema"
         self._send_quietly(ChannelError(code=exc.code, message=f"A message was refused: {why}."))
 

@@ -11,38 +11,28 @@ API (the asyncio shell, ``peer_agent/syncing.py``, builds on it)::
                                                         # on a bad argument, the doc untouched
     doc.state() -> dict                                 # plain JSON, only entries of the right shape
     doc.apply_update(update)                            # remote change; SyncError(BAD_UPDATE)
+    doc.incomplete -> bool                              # a remote update waits for what it builds on
+    doc.forget_incomplete()                             # after the peer's step 2: stop waiting
     doc.encode(state_vector=None) -> bytes              # full state, or the diff for that vector
     doc.state_vector() -> bytes
     doc.on_local_update(cb)                             # cb(update) after each local transaction
     doc.on_change(cb)                                   # cb(local) after each change, local or remote
     doc.doc                                             # the pycrdt.Doc
 
+SyncError (a PeerbeamError: ``code`` from signaling.schema.ErrorCode, ``message`` for people,
+``remote``) is the one error of page sync; sync_wire raises it too.
+
 Callbacks run after the transaction has committed (never inside pycrdt's observer), so they
 may call operations themselves; each registration returns a function that removes it.
 
-Shapes that ``state()`` keeps (anything else, e.g. a hostile peer's junk, is dropped; extra
-fields of a good entry are left out); the same table checks the operations' arguments. They are
-sync_doc.js's ``SHAPES``, rule for rule, so both sides drop the same entries. Strings are
-well-formed and capped in code points (Python ``len``); integers are safe (|n| < 2**53)::
-
-    tab key     "t" + 1..10 digits, or 16 lower-case hex      id, card   16 lower-case hex
-    url         <= 8192        title   <= 1024      quote   <= 2000      note   <= 4000
-    query       <= 256         color   yellow | green | blue | pink      by     pc | phone
-    order       finite number                       created   finite number >= 0
-    fraction, offset   number in [0, 1]             n, count  integer >= 0     match  integer >= -1
-    scroll.block, highlight.block   integer 0..1999 (MAX_BLOCKS - 1)
-    highlight.start, .end           integer 0..8000 (MAX_BLOCK_CHARS), start <= end
-    records (tabs, highlights, bookmarks): a nested Map whose every field fits
-    values (scroll, find, view.active, follow, reader): a plain JSON value, not a shared type
-    follow: both directions always present, absent (or not a bool) = true
-
+Entries are checked against ``sync_shapes`` (the same rules as sync_doc.js): ``state()``
+leaves out whatever does not fit, so a hostile peer's junk never reaches the tab or the view.
 Numbers are stored as floats and read back as floats (pycrdt reads every yjs number so).
 """
 
 from __future__ import annotations
 
-import math
-import re
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, Literal
@@ -52,9 +42,21 @@ from pycrdt import Doc, Map, TransactionEvent
 from signaling.schema import ErrorCode
 
 from .errors import PeerbeamError
+from .sync_pending import HeldUpdates
+from .sync_shapes import (
+    FOLLOW_DIRECTIONS,
+    KEYS,
+    RECORDS,
+    ROOTS,
+    VALUES,
+    Check,
+    Json,
+    fit,
+    is_bool,
+    tab_key,
+)
 
-Json = dict[str, Any]
-Check = Callable[[object], bool]
+logger = logging.getLogger(__name__)
 
 
 class SyncError(PeerbeamError):
@@ -66,103 +68,6 @@ class SyncError(PeerbeamError):
         super().__init__(message, code=code)
         # Updates and sync messages come from the other device; bad op arguments from here.
         self.remote = code in (ErrorCode.BAD_UPDATE, ErrorCode.UNKNOWN_DOC, ErrorCode.UPDATE_TOO_LARGE)
-
-
-# ---- shapes -----------------------------------------------------------------------------------
-
-COLORS: Final = frozenset({"yellow", "green", "blue", "pink"})
-WRITERS: Final = frozenset({"pc", "phone"})
-FOLLOW_DIRECTIONS: Final = ("phone_follows_pc", "pc_follows_phone")
-MAX_BLOCKS: Final = 2000  # docs/SYNC.md "Reader view"
-MAX_BLOCK_CHARS: Final = 8000
-MAX_SAFE_INTEGER: Final = 2**53 - 1  # JS Number.MAX_SAFE_INTEGER
-_TAB_KEY = re.compile(r"t[0-9]{1,10}|[0-9a-f]{16}")
-_HEX_ID = re.compile(r"[0-9a-f]{16}")
-
-
-def _text(cap: int) -> Check:
-    def check(value: object) -> bool:
-        if not isinstance(value, str) or len(value) > cap:
-            return False
-        try:
-            value.encode("utf-8")  # a lone surrogate cannot enter the Rust side
-        except UnicodeEncodeError:
-            return False
-        return True
-
-    return check
-
-
-def _pattern(pattern: re.Pattern[str]) -> Check:
-    return lambda value: isinstance(value, str) and pattern.fullmatch(value) is not None
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _at_least(low: float) -> Check:
-    return lambda value: _number(value) and float(value) >= low  # type: ignore[arg-type]
-
-
-def _unit(value: object) -> bool:
-    return _number(value) and 0.0 <= float(value) <= 1.0  # type: ignore[arg-type]
-
-
-def _integer(low: int, high: int = MAX_SAFE_INTEGER) -> Check:
-    # Number.isSafeInteger in sync_doc.js: 3.0 is an integer, 2**53 is not.
-    return lambda value: _number(value) and float(value).is_integer() and low <= float(value) <= high  # type: ignore[arg-type]
-
-
-def _one_of(options: frozenset[str]) -> Check:
-    return lambda value: isinstance(value, str) and value in options
-
-
-def _boolean(value: object) -> bool:
-    return isinstance(value, bool)
-
-
-tab_key: Final = _pattern(_TAB_KEY)
-hex_id: Final = _pattern(_HEX_ID)
-URL, TITLE, QUOTE, NOTE, QUERY = _text(8192), _text(1024), _text(2000), _text(4000), _text(256)
-BY, COLOR = _one_of(WRITERS), _one_of(COLORS)
-COUNT, MATCH = _integer(0), _integer(-1)
-BLOCK, CHAR = _integer(0, MAX_BLOCKS - 1), _integer(0, MAX_BLOCK_CHARS)
-
-# root -> field -> check. "record" roots hold nested Maps, "value" roots plain JSON objects.
-RECORDS: Final[Mapping[str, Mapping[str, Check]]] = {
-    "tabs": {"url": URL, "title": TITLE, "order": _number, "by": BY},
-    "highlights": {"url": URL, "block": BLOCK, "start": CHAR, "end": CHAR, "quote": QUOTE,
-                   "note": NOTE, "color": COLOR, "by": BY},
-    "bookmarks": {"url": URL, "title": TITLE, "created": _at_least(0.0), "by": BY},
-}
-VALUES: Final[Mapping[str, Mapping[str, Check]]] = {
-    "scroll": {"fraction": _unit, "block": BLOCK, "offset": _unit, "by": BY, "n": COUNT},
-    "find": {"query": QUERY, "match": MATCH, "count": COUNT, "by": BY},
-    "reader": {"card": hex_id, "url": URL},
-}
-KEYS: Final[Mapping[str, Check]] = {
-    "tabs": tab_key, "highlights": hex_id, "bookmarks": hex_id, "scroll": tab_key, "find": tab_key,
-    "reader": tab_key,
-}
-ROOTS: Final = ("tabs", "view", "scroll", "find", "highlights", "bookmarks", "follow", "reader")
-
-
-def _plain(value: object) -> object:
-    return float(value) if _number(value) else value  # type: ignore[arg-type]
-
-
-def _fit(fields: Mapping[str, Check], entry: Mapping[str, object]) -> Json | None:
-    """The entry reduced to ``fields``, numbers as floats; None if any field is missing or bad."""
-    out: Json = {}
-    for name, check in fields.items():
-        value = entry.get(name)
-        if not check(value):  # a check accepts only str, number or bool: never a shared type
-            return None
-        out[name] = _plain(value)
-    if "start" in out and out["start"] > out["end"]:
-        return None
-    return out
 
 
 def _require(fields: Mapping[str, Check], **args: object) -> None:
@@ -200,10 +105,10 @@ class SyncDoc:
         self._update_callbacks: list[Callable[[bytes], None]] = []
         self._change_callbacks: list[Callable[[bool], None]] = []
         self._scroll_n: dict[str, float] = {}
+        self._held = HeldUpdates()
         self.doc.observe(self._observed)
         if state is not None:
             self.apply_update(state)
-            self._pending.clear()
 
     # -- change notification
 
@@ -243,7 +148,8 @@ class SyncDoc:
 
         A crafted update can make Yrs panic half-way and leave the document unusable (found by
         fuzzing yrs 0.28), so it is first tried on a scratch copy: the real document only ever
-        sees updates that applied cleanly.
+        sees updates that applied cleanly. An update that arrives before what it builds on is
+        kept and applied again later (``sync_pending``): Yrs alone may lose it.
         """
         if not update:
             raise SyncError(ErrorCode.BAD_UPDATE, "The other device sent an empty change.")
@@ -253,12 +159,34 @@ class SyncDoc:
             trial: Doc[Any] = Doc(skip_gc=self._skip_gc)
             trial.apply_update(self.doc.get_update())
             trial.apply_update(update)
-            with self._transact(local=False):
-                self.doc.apply_update(update)
+            self._apply(update)
         except BaseException as exc:
             if not _rust_refused(exc):
                 raise
             raise SyncError(ErrorCode.BAD_UPDATE, "The other device sent a change that cannot be read.") from exc
+        self._held.after_apply(self.doc, update, self._reapply)
+
+    @property
+    def incomplete(self) -> bool:
+        """Some remote update still waits for what it builds on: a re-sync would fetch that."""
+        return len(self._held) > 0
+
+    def forget_incomplete(self) -> None:
+        """The peer's step 2 has just been applied: whatever a kept update still lacks, the peer
+        does not have either (a crafted update, say), so stop waiting and asking for it."""
+        self._held.clear()
+
+    def _apply(self, update: bytes) -> None:
+        with self._transact(local=False):
+            self.doc.apply_update(update)
+
+    def _reapply(self, update: bytes) -> None:
+        try:
+            self._apply(update)
+        except BaseException as exc:
+            if not _rust_refused(exc):
+                raise
+            logger.warning("A kept page-sync update no longer applies: %s", type(exc).__name__)
 
     def encode(self, state_vector: bytes | None = None) -> bytes:
         """The full state (to persist, or for a peer that has nothing), or what ``state_vector`` lacks."""
@@ -309,7 +237,7 @@ class SyncDoc:
         # so a reloaded document does not count from 1 again.
         n = self._scroll_n.get(by, 0.0)
         for value in self._roots["scroll"].values():
-            entry = _fit(VALUES["scroll"], value) if isinstance(value, dict) else None
+            entry = fit(VALUES["scroll"], value) if isinstance(value, dict) else None
             if entry is not None and entry["by"] == by:
                 n = max(n, entry["n"])
         self._scroll_n[by] = n = n + 1
@@ -368,7 +296,7 @@ class SyncDoc:
     def set_follow(self, direction: Literal["phone_follows_pc", "pc_follows_phone"], on: bool) -> None:
         if direction not in FOLLOW_DIRECTIONS:
             raise SyncError(ErrorCode.BAD_MESSAGE, "Follow is either phone_follows_pc or pc_follows_phone.")
-        if not _boolean(on):
+        if not is_bool(on):
             raise SyncError(ErrorCode.BAD_MESSAGE, "Follow is switched on or off with true or false.")
         with self._transact(local=True):
             self._roots["follow"][direction] = on
@@ -403,7 +331,7 @@ class SyncDoc:
             kept: Json = {}
             for key, record in roots[root].items():
                 if KEYS[root](key) and isinstance(record, Map):
-                    fitted = _fit(fields, {name: record.get(name) for name in fields})
+                    fitted = fit(fields, {name: record.get(name) for name in fields})
                     if fitted is not None:
                         kept[key] = fitted
             out[root] = kept
@@ -411,14 +339,14 @@ class SyncDoc:
             kept = {}
             for key, value in roots[root].items():
                 if KEYS[root](key) and isinstance(value, dict):
-                    fitted = _fit(fields, value)
+                    fitted = fit(fields, value)
                     if fitted is not None:
                         kept[key] = fitted
             out[root] = kept
         active = roots["view"].get("active")
         out["active"] = active if tab_key(active) else None
         follow = roots["follow"]
-        out["follow"] = {direction: value if _boolean(value := follow.get(direction, True)) else True
+        out["follow"] = {direction: value if is_bool(value := follow.get(direction, True)) else True
                          for direction in FOLLOW_DIRECTIONS}
         return {name: out[name] for name in
                 ("tabs", "active", "scroll", "find", "highlights", "bookmarks", "follow", "reader")}

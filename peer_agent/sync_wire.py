@@ -10,8 +10,10 @@ asyncio shell (``peer_agent/syncing.py``) feeds it::
                                                   #   UNKNOWN_DOC | BAD_UPDATE | UPDATE_TOO_LARGE:
                                                   #   answer a channel error, keep the session
     send(link.flush(now))                         # at link.next_deadline() (None: nothing to do)
-    link.behind(now)                              # the rate limit dropped a sync.update of ours
+    link.behind(now, dropped.more)                # the inbound rate limit dropped a sync.update
     send(link.resync_due(now))                    # a fresh step 1 once ≥ 1 s passed since then
+                                                  #   (also at next_deadline(): an update that
+                                                  #   arrived before what it builds on asks too)
 
 Every method returns ``list[SyncUpdate]``: the chunks of whole messages, to send in order and
 never interleaved with another list's chunks (the receiver reassembles by ``more``).
@@ -19,14 +21,17 @@ never interleaved with another list's chunks (the receiver reassembles by ``more
 The bytes of a reassembled message are y-protocols' behind the y-websocket outer type:
 ``0`` (messageSync), ``varuint(0 | 1 | 2)`` (step 1 | step 2 | update), ``varuint8array``.
 Outgoing messages are what pycrdt's ``create_sync_message`` / ``handle_sync_message`` /
-``create_update_message`` write. Incoming ones are parsed here rather than by
+``create_update_message`` write (step 2 is built here from ``SyncDoc.encode``, byte for byte
+what ``handle_sync_message`` returns, see tests/unit/test_sync_wire.py). Incoming ones are parsed here rather than by
 ``handle_sync_message``, which trusts its input (IndexError on a cut varuint, trailing bytes
 ignored) and would apply the update straight to the pycrdt doc, past ``SyncDoc.apply_update``'s
 checks and its local/remote bookkeeping.
 
 Local updates are queued and coalesced with ``merge_updates``; ``flush`` sends at most one batch
 per ``BATCH_INTERVAL``. ``start`` drops the queue: the peer's own step 1, which it sends on every
-(re)connect, fetches everything it lacks in our step 2.
+(re)connect, fetches everything it lacks in our step 2. A batch that would exceed
+``MAX_SYNC_MESSAGE`` merged goes out as one message per update instead. A step 2 is one message
+whatever its size: a document over 1 MiB (thousands of highlights) would be refused by the peer.
 """
 
 from __future__ import annotations
@@ -34,7 +39,14 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from pycrdt import YMessageType, YSyncMessageType, create_sync_message, create_update_message, merge_updates, write_message
+from pycrdt import (
+    YMessageType,
+    YSyncMessageType,
+    create_sync_message,
+    create_update_message,
+    merge_updates,
+    write_message,
+)
 
 from signaling.schema import MAX_SYNC_CHUNK, MAX_SYNC_MESSAGE, ErrorCode, SyncUpdate
 
@@ -125,14 +137,21 @@ class SyncLink:
             deadlines.append(self._behind_since + RESYNC_DELAY)
         return min(deadlines, default=None)
 
-    def behind(self, now: float) -> None:
+    def behind(self, now: float, more: bool | None = None) -> None:
         """An inbound ``sync.update`` of this doc was dropped by the rate limit: some change may
-        be lost. Each drop restarts the wait, so the re-sync goes out once the flood is over."""
+        be lost. Each drop restarts the wait, so the re-sync goes out once the flood is over.
+
+        The drop also broke the message that chunk belonged to. Given the dropped chunk's
+        ``more``, the reassembly stays exact: the partial message goes, and so does the rest of
+        it when ``more`` says the dropped chunk was not its last. Without it, only a partial
+        message in progress tells, and the rest of that one is skipped (had the drop been its
+        last chunk, the next message goes too; if the drop was a message's first chunk, its
+        tail arrives alone and is refused as ``bad_update``); the re-sync repairs both.
+        """
         self._behind_since = now
-        if self._parts:
-            # The dropped chunk broke the message being reassembled: skip the rest of it rather
-            # than splice the next chunks onto a hole. (Had the drop been that message's last
-            # chunk, the next message goes too; the re-sync brings both back.)
+        if more is not None:
+            self._parts, self._size, self._discarding = [], 0, more
+        elif self._parts:
             self._parts, self._size, self._discarding = [], 0, True
 
     def resync_due(self, now: float) -> list[SyncUpdate]:
@@ -166,4 +185,10 @@ class SyncLink:
             reply = bytes([YMessageType.SYNC, YSyncMessageType.SYNC_STEP2]) + write_message(self.doc.encode(payload))
             return self._chunks(reply)
         self.doc.apply_update(payload)
+        if kind == YSyncMessageType.SYNC_STEP2:
+            self.doc.forget_incomplete()
+        elif self.doc.incomplete and self._behind_since is None:
+            # An update came before what it builds on (something was lost on the way): ask for
+            # the gap with a step 1, once, a re-sync delay from now (y-crdt issue #431's advice).
+            self._behind_since = now
         return []

@@ -84,6 +84,8 @@ class _Shared:
     link: SyncLink | None = None
     session: PeerSession | None = None
     timer: asyncio.TimerHandle | None = None
+    wake: asyncio.TimerHandle | None = None  # the link's next flush / re-sync (one at a time)
+    wake_at: float = 0.0
     reports: dict[str, tuple[str, PageReport]] = field(default_factory=dict)  # card id -> (tab, report)
     readers: dict[str, Reader] = field(default_factory=dict)  # card id -> reader view received
     asked: set[str] = field(default_factory=set)  # reader cards asked for on this connection
@@ -172,6 +174,8 @@ class Syncer:
             del self._shared[shared.peer_key]
         if shared.timer is not None:
             shared.timer.cancel()
+        if shared.wake is not None:
+            shared.wake.cancel()
         with contextlib.suppress(FileNotFoundError):
             self._path(shared.peer_key).unlink()
         name = shared.session.name if shared.session else None
@@ -209,10 +213,11 @@ class Syncer:
         for message in messages:
             session.send_quietly(message)
 
-    def _on_dropped(self, session: PeerSession) -> None:
+    def _on_dropped(self, session: PeerSession, message: SyncUpdate) -> None:
         shared = self._shared.get(session.peer_key)
         if shared is not None and shared.link is not None and shared.session is session:
-            shared.link.behind(time.monotonic())
+            # ``more``: the rest of a chunked message follows and is skipped, not misjoined.
+            shared.link.behind(time.monotonic(), message.more)
             self._schedule(shared)
 
     def _on_message(self, session: PeerSession, message: ChannelMessage) -> None:
@@ -306,18 +311,26 @@ class Syncer:
             shared.session.send_quietly(SyncReader(doc=shared.doc_id, card=card))
 
     def _schedule(self, shared: _Shared) -> None:
-        """Flush coalesced updates and due re-syncs when the link says so."""
+        """Flush coalesced updates and due re-syncs when the link says so. One timer per
+        document: this runs for every message, and a flood must not pile up timers."""
         link = shared.link
         if link is None:
             return
         deadline = link.next_deadline()
         if deadline is None:
             return
-        loop = asyncio.get_running_loop()
-        loop.call_later(max(0.0, deadline - time.monotonic()), self._flush, shared, link)
+        if shared.wake is not None:
+            if shared.wake_at <= deadline:
+                return  # an earlier wake-up is set; it schedules the next one
+            shared.wake.cancel()
+        shared.wake_at = deadline
+        shared.wake = asyncio.get_running_loop().call_later(max(0.0, deadline - time.monotonic()), self._flush,
+                                                            shared)
 
-    def _flush(self, shared: _Shared, link: SyncLink) -> None:
-        if shared.link is not link or shared.session is None:
+    def _flush(self, shared: _Shared) -> None:
+        shared.wake = None
+        link = shared.link
+        if link is None or shared.session is None or self._shared.get(shared.peer_key) is not shared:
             return
         now = time.monotonic()
         self._send_all(shared.session, link.flush(now) + link.resync_due(now))

@@ -435,9 +435,12 @@ class SyncStart(_Base, tag="sync.start", frozen=True):
 
 
 class SyncOpen(_Base, tag="sync.open", frozen=True):
-    """The PC names the session's document; both sides then send y-protocols step 1."""
+    """The PC names the session's document; both sides then send y-protocols step 1. With
+    ``rejoin`` the phone says, after a reconnect, that it still holds ``doc``: the PC answers
+    ``sync.stop`` if that session has ended meanwhile."""
 
     doc: DocId
+    rejoin: bool = False
 
 
 class SyncUpdate(_Base, tag="sync.update", frozen=True):

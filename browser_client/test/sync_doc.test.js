@@ -106,8 +106,10 @@ test('operations refuse arguments that do not fit, and change nothing', () => {
   ];
   for (const call of calls) assert.throws(call, badMessage, call.toString());
   assert.deepEqual(doc.encodeState(), before);
-  // Caps count code points, as Python's len() does: 8192 emoji are a valid url.
-  doc.openTab('t2', '\u{1F600}'.repeat(8192), 'A', 0, 'pc');
+  // Caps count code points, as Python's len() does: 8192 of them, emoji included, are a valid url.
+  doc.openTab('t2', 'https://' + '\u{1F600}'.repeat(8184), 'A', 0, 'pc');
+  // Only web addresses: the PC may be asked to open them.
+  assert.throws(() => doc.openTab('t3', 'javascript:alert(1)', 'A', 0, 'pc'), badMessage);
   assert.equal(Object.keys(doc.state().tabs).length, 2);
 });
 

@@ -143,8 +143,12 @@ def test_the_extension_id_is_the_one_chrome_derives_from_the_manifest_key():
 def test_the_manifest_asks_for_no_host_access():
     manifest = json.loads((EXTENSION_DIR / "manifest.json").read_text())
     assert manifest["manifest_version"] == 3
-    assert set(manifest["permissions"]) == {"activeTab", "scripting", "nativeMessaging", "tabs"}
+    assert set(manifest["permissions"]) == {"activeTab", "scripting", "nativeMessaging", "tabs",
+                                            # page sync: "Mirror" menu, bookmark folder, tab map
+                                            "contextMenus", "bookmarks", "storage"}
+    # Host access only when the user grants it for mirroring (asked on the "Mirror" click).
     assert "host_permissions" not in manifest and "content_scripts" not in manifest
+    assert manifest["optional_host_permissions"] == ["http://*/*", "https://*/*"]
     assert manifest["background"] == {"service_worker": "service_worker.js", "type": "module"}
     for icon in manifest["icons"].values():
         assert (EXTENSION_DIR / icon).is_file()

@@ -105,7 +105,10 @@ def test_the_extension_s_blocks_are_checked_one_by_one():
     ]}
     reader = reader_from_report(raw, "https://site.example/a/b")
     assert reader.title == "A title"
-    assert reader.blocks == [Block("p", "kept text"), Block("img", "alt", "https://site.example/pic.jpg")]
+    # Bad blocks become empty paragraphs in place: indexes are anchors into the live tab.
+    empty = Block("p", "")
+    assert reader.blocks == [Block("p", "kept text"), empty, empty, empty,
+                             Block("img", "alt", "https://site.example/pic.jpg"), empty, empty, empty]
 
 
 @settings(max_examples=200, deadline=None)
@@ -117,7 +120,7 @@ def test_any_reader_report_gives_blocks_or_a_reader_error(raw):
         reader = reader_from_report(raw, "https://site.example/")
     except ReaderError:
         return
-    assert all(b.t or b.k == "img" for b in reader.blocks)
+    assert len(reader.blocks) == min(len(raw["blocks"]), 2000)
     msgspec.json.encode(reader)
 
 

@@ -6,6 +6,7 @@ modified peer could; state() must leave every such entry out while keeping the g
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -217,7 +218,7 @@ def test_a_bad_argument_raises_bad_message_and_leaves_the_document_alone(op: str
 
 def test_the_caps_themselves_are_accepted() -> None:
     doc = SyncDoc()
-    doc.open_tab("t1234567890", "u" * 8192, "t" * 1024, -5, "pc")
+    doc.open_tab("t1234567890", "https://" + "u" * 8184, "t" * 1024, -5, "pc")
     doc.scroll("t1234567890", 1, 1999, 0, "phone")
     doc.find("t1234567890", "é" * 256, -1, 0, "pc")  # caps count characters, not bytes
     doc.add_highlight(H1, URL, 1999, 8000, 8000, "q" * 2000, "n" * 4000, "pink", "phone")
@@ -330,7 +331,7 @@ PANICKING_UPDATE = bytes.fromhex(
 
 def test_an_update_that_makes_yrs_panic_is_refused_and_the_document_keeps_working() -> None:
     bare: Doc[Any] = Doc()
-    with pytest.raises(BaseException) as panic:  # noqa: B017 - the point: pyo3's PanicException
+    with pytest.raises(BaseException) as panic:  # pyo3's PanicException, not an Exception
         bare.apply_update(PANICKING_UPDATE)
     assert type(panic.value).__name__ == "PanicException"
     doc = full_doc()
@@ -424,4 +425,66 @@ def test_garbage_collection_keeps_10000_scrolls_small() -> None:
         assert doc.state()["scroll"]["t1"]["n"] == 10_000.0
         sizes[gc] = len(doc.encode())
     # docs/SYNC.md: ~100 bytes with gc instead of ~500 KB without.
-    assert sizes[True] < 1_000 < 100_000 < sizes[False]
+    assert sizes[True] < 1_000
+    assert sizes[False] > 100_000
+
+
+# ---- updates that arrive before what they build on --------------------------------------------
+
+
+def _concurrent_history() -> tuple[bytes, list[bytes], SyncDoc]:
+    """A's four updates, the first concurrent with B's own update (which A then merged)."""
+    a, b = SyncDoc(client_id=1), SyncDoc(client_id=2)
+    a_updates: list[bytes] = []
+    b_updates: list[bytes] = []
+    a.on_local_update(a_updates.append)
+    b.on_local_update(b_updates.append)
+    b.open_tab("t1", URL, "", 0, "pc")
+    a.open_tab("t1", URL, "", 0, "pc")
+    a.apply_update(b_updates[0])
+    a.scroll("t2", 0.0, 0, 0.0, "pc")
+    a.scroll("t2", 0.5, 0, 0.0, "pc")
+    a.open_tab("t1", URL, "again", 0, "pc")
+    return b_updates[0], a_updates, a
+
+
+def test_updates_in_any_order_all_take_effect_although_yrs_alone_may_lose_some() -> None:
+    own, updates, source = _concurrent_history()
+    for order in itertools.permutations(range(len(updates))):
+        doc = SyncDoc(client_id=2)
+        doc.apply_update(own)
+        for i in order:
+            doc.apply_update(updates[i])
+        assert doc.state() == source.state() and not doc.incomplete, order
+    # Why sync_pending exists: a bare pycrdt Doc given the same updates 4, 3, 2, 1 misses some
+    # for good. (Should this start failing, Yrs was fixed and sync_pending may go.)
+    bare: Doc[Any] = Doc()
+    for update in [own, *reversed(updates)]:
+        bare.apply_update(update)
+    assert bare.get_state() != source.doc.get_state()
+
+
+def test_a_delete_that_arrives_before_the_creation_still_wins() -> None:
+    a = SyncDoc(client_id=1)
+    updates: list[bytes] = []
+    a.on_local_update(updates.append)
+    a.add_bookmark(B1, URL, "short-lived", 1, "pc")
+    a.delete_bookmark(B1)
+    doc = SyncDoc()
+    doc.apply_update(updates[1])
+    assert doc.incomplete  # it deleted something this document has not seen yet
+    doc.apply_update(updates[0])
+    assert not doc.incomplete and doc.state()["bookmarks"] == {}
+
+
+def test_an_update_whose_predecessor_never_comes_stays_out_and_marks_the_document_incomplete() -> None:
+    a = SyncDoc(client_id=1)
+    updates: list[bytes] = []
+    a.on_local_update(updates.append)
+    a.open_tab("t1", URL, "A", 0, "pc")
+    a.navigate("t1", URL + "/2", "B", "pc")
+    doc = SyncDoc()
+    doc.apply_update(updates[1])
+    assert doc.incomplete and doc.state()["tabs"] == {}
+    doc.apply_update(a.encode(doc.state_vector()))  # what a re-sync by state vector brings
+    assert not doc.incomplete and doc.state() == a.state()

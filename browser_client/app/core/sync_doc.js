@@ -73,7 +73,8 @@ const matches = (re) => (v) => typeof v === 'string' && re.test(v);
 /** @param {readonly unknown[]} values @returns {Check} */
 const oneOf = (values) => (v) => values.includes(v);
 const BY = oneOf(['pc', 'phone']);
-const URL = text(MAX_URL_CHARS);
+// Only web pages: a tab, bookmark or reader address is something the PC may open (sync_shapes.py).
+const URL = (/** @type {unknown} */ v) => text(MAX_URL_CHARS)(v) && /^https?:\/\//i.test(/** @type {string} */ (v));
 const TITLE = text(MAX_TITLE_CHARS);
 const COUNT = int(0, Number.MAX_SAFE_INTEGER);
 
