@@ -37,3 +37,31 @@ export function showBeamed(tabId, reply) {
 export function showFailed(tabId, code, message) {
   show("!", RED, `peerbeam could not beam this page: ${message} (${code})`, tabId);
 }
+
+const BLUE = "#0969da";
+const ORANGE = "#bc4c00";
+
+/** The tab is mirrored on the phone; `limited`: peerbeam may read it only until it navigates. */
+export function showSyncing(tabId, { limited = false, name = "your phone" } = {}) {
+  show("⇄", limited ? ORANGE : BLUE, limited
+    ? `Mirroring this tab on ${name}. peerbeam may read only this site: once the tab goes to another `
+      + `site, ${name} gets those pages from their address, and scrolling, find and highlights no longer `
+      + "follow. Choose “Mirror this tab on my phone” again and allow access to sites to follow it anywhere (peerbeam)."
+    : `Mirroring this tab on ${name} (peerbeam)`, tabId);
+}
+
+/** The mirrored tab went somewhere peerbeam may not read. */
+export function showSyncNoAccess(tabId) {
+  show("⇄", ORANGE, "peerbeam may not read this page: your phone shows it from its address, and scrolling, "
+    + "find and highlights do not follow here. Choose “Mirror this tab on my phone” to allow it (peerbeam).", tabId);
+}
+
+/** The tab's own badge ends (text null: the global one shows again). */
+export function clearTab(tabId) {
+  try {
+    chrome.action.setBadgeText({ tabId, text: null }).catch(() => {});
+    chrome.action.setTitle({ tabId, title: "Beam this page to your phone (peerbeam)" }).catch(() => {});
+  } catch {
+    // a tab that is gone
+  }
+}

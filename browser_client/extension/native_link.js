@@ -16,6 +16,7 @@ export class NativeLink {
     this.state = { ok: false, code: "connecting", message: "Connecting to the peerbeam agent…" };
     this.onState = () => {};
     this._handlers = new Map();
+    this._listeners = new Map();
     this._pending = new Map();
     this._nextId = 1;
     this._retryMs = RETRY_MIN_MS;
@@ -26,6 +27,11 @@ export class NativeLink {
   /** Answer requests of `type` coming from the agent; `handler(msg)` returns the reply fields. */
   handle(type, handler) {
     this._handlers.set(type, handler);
+  }
+
+  /** Messages of `type` from the agent that want no answer (sync.state): `listener(msg)`. */
+  listen(type, listener) {
+    this._listeners.set(type, listener);
   }
 
   connect() {
@@ -69,6 +75,11 @@ export class NativeLink {
         clearTimeout(waiter.timer);
         waiter.resolve(msg);
       }
+      return;
+    }
+    const listener = this._listeners.get(msg.type);
+    if (listener) {
+      listener(msg);
       return;
     }
     const handler = this._handlers.get(msg.type);

@@ -1,10 +1,12 @@
 // peerbeam's MV3 service worker: the toolbar button beams the tab; the agent may pull the
-// active tab ("capture") when the phone asks for the page the PC shows now.
+// active tab ("capture") when the phone asks for the page the PC shows now; page sync
+// (docs/SYNC.md) lives in sync.js.
 // Listeners are registered synchronously at the top level, as MV3 requires for wake-ups.
 
 import { capturePage } from "./capture.js";
 import { showBeamed, showBusy, showFailed, showLink } from "./badge.js";
 import { NativeLink } from "./native_link.js";
+import { installSync } from "./sync.js";
 
 const HOST_NAME = "org.peerbeam.agent";
 // The agent fetches every image and makes thumbnails before it answers.
@@ -57,12 +59,16 @@ link.handle("capture", async (msg) => {
 
 link.onState = showLink;
 chrome.action.onClicked.addListener((tab) => { beam(tab); });
+const sync = installSync(link);
 link.connect();
 
 // For the devtools console and the browser tests: the link and every beam's result.
 globalThis.peerbeam = {
   link,
   results,
+  sync,
+  /** "Mirror this tab on my phone" for tab `tabId` (the action menu's item, without its gesture). */
+  mirror: (tabId) => sync.mirror(tabId),
   startedAt: Date.now(), // a restarted worker shows a new value
   /** Resolves once `count` beams have finished (ok or not). */
   waitForResults(count) {

@@ -8,6 +8,12 @@ one per line, and prints one JSON event per line:
     {"cmd": "results", "count": N}  -> {"event": "results", "results": [...], "connects": K,
                                         "started": T, "worker": TARGET_ID}
     {"cmd": "reload"}               -> {"event": "reloaded"}   (Playwright only; revokes activeTab)
+    {"cmd": "eval_worker", "expr": E} -> {"event": "evaluated", "value": V}  (E in the extension's
+                                        worker, e.g. "peerbeam.mirror(3)" or "peerbeam.sync.session";
+                                        a promise is awaited)
+    {"cmd": "eval_page", "expr": E}  -> {"event": "evaluated", "value": V}  (Playwright only; E in the
+                                        test page's main world, e.g. a scroll, or a promise that
+                                        waits for a data-peerbeam-* marker of sync_content.js)
     {"cmd": "quit"}
 
 Headless Chromium has no toolbar to click. The action is triggered with CDP
@@ -257,6 +263,11 @@ async def run(args: argparse.Namespace) -> None:
             elif command["cmd"] == "reload" and isinstance(chromium, PlaywrightChromium):
                 await chromium.reload()
                 emit("reloaded")
+            elif command["cmd"] == "eval_worker":
+                value, _ = await chromium.in_worker(str(command["expr"]))
+                emit("evaluated", value=value)
+            elif command["cmd"] == "eval_page" and isinstance(chromium, PlaywrightChromium):
+                emit("evaluated", value=await chromium.context.pages[0].evaluate(str(command["expr"])))
             elif command["cmd"] == "quit":
                 break
     finally:
