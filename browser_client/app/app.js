@@ -6,15 +6,21 @@
 // * come back later (DESIGN "Reconnect"): the rendezvous id of the day, the KK handshake with
 //   the pairing record, WebRTC again — and again after every drop, with backoff;
 // * forget: tell the PC (unpair) when it is there, and delete the record;
-// * connected: page cards from the PC, pulls by button or shake, files both ways.
+// * connected: page cards from the PC, pulls by button or shake, files both ways;
+// * page sync (docs/SYNC.md): "Follow my PC", the reader view of the synced tab (ui/reader.js),
+//   kept usable while the PC is away (its document lives in IndexedDB, net/sync.js).
 
 import { PeerbeamError } from './core/errors.js';
 import { peek, pair, rendezvous } from './net/meet.js';
 import { PeerSession } from './net/peer_session.js';
+import { PhoneSync } from './net/sync.js';
 import { sleep } from './net/timing.js';
+import { ReaderView } from './ui/reader.js';
 import { failureFor } from './ui/screens.js';
 import { askForMotion, listenForShakes, shakeSupport } from './ui/shake.js';
 import { Received } from './store/received.js';
+import { SyncStore } from './store/sync.js';
+import { syncEntry } from './ui/sync_entry.js';
 
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 10_000;
@@ -34,6 +40,21 @@ export function deviceName() {
   return 'Phone';
 }
 
+/**
+ * Hold what the PC sends from the moment the link is bound until the session takes over (the
+ * pairing record and the sync document are read from IndexedDB in between): the PC sends
+ * `sync.open` and its step 1 at once, and a link drops what arrives with no handler set.
+ * Called in the first continuation after pair() / rendezvous(), before any I/O can run.
+ * @param {import('./net/rtc_link.js').RtcLink} link
+ */
+function holdEarly(link) {
+  /** @type {({message: import('./core/channel.js').ChannelMessage} | {frame: Uint8Array})[]} */
+  const early = [];
+  link.onMessage = (message) => early.push({ message });
+  link.onFrame = (frame) => early.push({ frame });
+  return early;
+}
+
 /** @param {unknown} err @returns {PeerbeamError} */
 function asPeerbeamError(err) {
   if (err instanceof PeerbeamError) return err;
@@ -49,6 +70,11 @@ export class App {
   /** @type {(() => void) | null} */ #stopShakes = null;
   /** @type {Promise<import('./store/shared.js').Shared> | null} */ #shared = null;
   /** @type {(() => void) | null} */ #wake = null;
+  /** @type {Promise<SyncStore> | null} */ #syncStore = null;
+  /** @type {PhoneSync | null} page sync with the PC of #record */ #sync = null;
+  /** @type {ReaderView | null} */ #reader = null;
+  /** @type {(() => void) | null} shows the connected main screen of the running session */ #showMain = null;
+  /** @type {(() => void)[]} what arrived while the reader view was on screen */ #missed = [];
   #stopped = false;
 
   /**
@@ -98,9 +124,11 @@ export class App {
         },
         onAccepted: () => this.ui.pairing({ name: pcName, step: 'connect', code }),
       });
+      const early = holdEarly(met.link);
       const record = await this.store.put(met.record);
       this.#record = record;
-      this.#maintain(record, await this.#sessionOf(record, met));
+      await this.#syncFor(record);
+      this.#maintain(record, await this.#sessionOf(record, met, early));
     } catch (err) {
       this.ui.status({ name: pcName, state: 'none' });
       this.#fail(asPeerbeamError(err));
@@ -118,19 +146,27 @@ export class App {
       return;
     }
     this.#record = record;
+    const sync = await this.#syncFor(record);
+    // The synced page is readable at once, from IndexedDB, while the PC is being reached.
+    if (sync?.docId && sync.viewing) this.#openReader();
     this.#maintain(record, null);
   }
 
-  /** @param {PairingRecord} record @param {import('./net/meet.js').Met} met */
-  async #sessionOf(record, met) {
+  /**
+   * @param {PairingRecord} record @param {import('./net/meet.js').Met} met
+   * @param {ReturnType<typeof holdEarly>} early
+   */
+  async #sessionOf(record, met, early) {
     this.#received ??= Received.open();
     return new PeerSession({
       name: record.peerName, dialogue: met.dialogue, link: met.link, pairSecret: record.pairSecret,
       received: await this.#received,
+      sync: this.#sync,
+      early,
       events: {
-        onText: (text) => this.ui.message('in', text)('from your PC'),
+        onText: (text) => this.#whileAway(() => this.ui.message('in', text)('from your PC'), 'sent a text'),
         onChange: () => this.#showStatus(),
-        onCard: (card) => this.ui.card(card),
+        onCard: (card) => this.#whileAway(() => this.ui.card(card), 'sent a page'),
         onTransfer: (view) => this.ui.transfer(view, (id) => this.#session?.files.cancel(id)),
       },
     });
@@ -197,7 +233,7 @@ export class App {
     // Once the PC is known to be offline, the screen and the status bar say so until it is back.
     if (document.body.dataset.screen !== 'offline') {
       this.ui.status({ name: record.peerName, state: 'connecting' });
-      this.ui.connecting(record.peerName);
+      if (!this.#readerShowing) this.ui.connecting(record.peerName);
     }
     const attempt = new AbortController();
     this.#attempt = attempt;
@@ -212,9 +248,10 @@ export class App {
           this.ui.status({ name: record.peerName, state: 'connecting' });
         },
       });
+      const early = holdEarly(met.link);
       const peerName = /** @type {string} */ (met.done.peer.name);
       if (peerName !== record.peerName) Object.assign(record, await this.store.update(record, { peerName }));
-      return this.#sessionOf(record, met);
+      return this.#sessionOf(record, met, early);
     } finally {
       clearTimeout(offline);
       if (this.#attempt === attempt) this.#attempt = null;
@@ -224,6 +261,28 @@ export class App {
   /** @param {PeerSession} session @param {PairingRecord} record */
   async #run(session, record) {
     this.#session = session;
+    const showMain = () => this.#mainScreen(session, record);
+    this.#showMain = showMain;
+    if (!this.#readerShowing) showMain();
+    this.#sendShared(session);
+    this.ui.status({ name: record.peerName, state: 'connected' });
+    await session.measureRtt();
+    await this.#showStatus();
+    await this.store.update(record, { lastSeen: Date.now() / 1000 }).catch(() => {});
+    const refresh = setInterval(() => this.#showStatus(), PATH_REFRESH_MS);
+    try {
+      return await session.ended;
+    } finally {
+      this.#stopShakes?.();
+      this.#stopShakes = null;
+      clearInterval(refresh);
+      if (this.#session === session) this.#session = null;
+      if (this.#showMain === showMain) this.#showMain = null;
+    }
+  }
+
+  /** The connected main screen, and what it starts (shake, shared items, page sync). @param {PeerSession} session @param {PairingRecord} record */
+  #mainScreen(session, record, note = '') {
     this.ui.connected({
       name: record.peerName,
       onSend: (text) => this.#sendText(session, text),
@@ -239,20 +298,75 @@ export class App {
       },
     });
     if (shakeSupport() === 'ready') this.#listenForShakes();
-    this.#sendShared(session);
-    this.ui.status({ name: record.peerName, state: 'connected' });
-    await session.measureRtt();
-    await this.#showStatus();
-    await this.store.update(record, { lastSeen: Date.now() / 1000 }).catch(() => {});
-    const refresh = setInterval(() => this.#showStatus(), PATH_REFRESH_MS);
-    try {
-      return await session.ended;
-    } finally {
-      this.#stopShakes?.();
-      this.#stopShakes = null;
-      clearInterval(refresh);
-      if (this.#session === session) this.#session = null;
+    const sync = this.#sync;
+    if (sync !== null) {
+      document.getElementById('pull-status')?.after(syncEntry({ sync, pcName: record.peerName, note, onOpen: () => this.#openReader() }));
     }
+    for (const replay of this.#missed.splice(0)) replay();
+  }
+
+  // -- page sync --------------------------------------------------------------------------------
+
+  /** The page sync of this pairing, from IndexedDB (null if this browser cannot keep it). @param {PairingRecord} record */
+  async #syncFor(record) {
+    if (this.#sync?.pairing === record.id) return this.#sync;
+    try {
+      this.#syncStore ??= SyncStore.open();
+      const sync = await PhoneSync.open(await this.#syncStore, record.id);
+      sync.subscribe((event) => {
+        if (event.kind !== 'doc' || this.#sync !== sync) return;
+        if (event.doc !== null) this.#openReader();
+        else if (this.#readerShowing) this.#leaveReader(event.why);
+      });
+      this.#sync = sync;
+    } catch (err) {
+      console.info(`[app] page sync is not available: ${err}`);
+      this.#sync = null;
+    }
+    return this.#sync;
+  }
+
+  get #readerShowing() {
+    return this.#reader?.showing ?? false;
+  }
+
+  #openReader() {
+    const sync = this.#sync;
+    const record = this.#record;
+    if (sync === null || record === null) return;
+    sync.setViewing(true);
+    if (this.#readerShowing) return;
+    this.#reader?.dispose();
+    this.#reader = new ReaderView({ sync, pcName: record.peerName, onBack: () => this.#leaveReader() });
+    this.#reader.show();
+  }
+
+  /** Back from the reader view: the main screen, or what the connection's state calls for. @param {string} [note] */
+  #leaveReader(note = '') {
+    this.#sync?.setViewing(false);
+    this.#reader?.dispose();
+    this.#reader = null;
+    const record = this.#record;
+    if (this.#session !== null && this.#showMain !== null && record !== null) {
+      this.#mainScreen(this.#session, record, note);
+    } else if (record !== null) {
+      if (document.body.dataset.state === 'offline') this.#offline(record, '');
+      else this.ui.connecting(record.peerName);
+    }
+  }
+
+  /**
+   * Show something on the main screen; while the reader view is up, keep it for the way back
+   * and say that it came.
+   * @param {() => void} show @param {string} what
+   */
+  #whileAway(show, what) {
+    if (!this.#readerShowing) {
+      show();
+      return;
+    }
+    this.#missed.push(show);
+    this.#reader?.say(`${this.#record?.peerName ?? 'Your PC'} ${what}: it is on the main screen (Back).`);
   }
 
   /** @param {PeerSession} session @param {string} text */
@@ -331,6 +445,8 @@ export class App {
   #offline(record, message) {
     if (this.#stopped) return;
     this.ui.status({ name: record.peerName, state: 'offline' });
+    // The reader view stays usable offline: its edits merge when the PC is back.
+    if (this.#readerShowing) return;
     this.ui.offline({
       name: record.peerName,
       message,
@@ -350,6 +466,8 @@ export class App {
 
   /** The PC removed the pairing: so do we. @param {PairingRecord} record @param {string} message */
   async #removed(record, message) {
+    this.#reader?.dispose();
+    await this.#sync?.forget();
     await this.store.remove(record);
     this.#record = null;
     this.ui.status({ state: 'none' });
@@ -375,6 +493,8 @@ export class App {
     this.#attempt?.abort();
     this.#wake?.();
     session?.close();
+    this.#reader?.dispose();
+    await this.#sync?.forget();
     await this.store.remove(record);
     this.#record = null;
     this.ui.status({ state: 'none' });

@@ -19,16 +19,19 @@ const SHARE_CACHE = 'peerbeam-share';
 const SHELL = [
   '/p',
   '/app/app.js', '/app/boot.js', '/app/icon.svg', '/app/icons/icon-192.png', '/app/icons/icon-512.png',
-  '/app/main.js', '/app/manifest.webmanifest', '/app/style.css', '/app/vendor/noble.js',
+  '/app/main.js', '/app/manifest.webmanifest', '/app/style.css', '/app/vendor/noble.js', '/app/vendor/yjs.js',
   '/app/core/binding.js', '/app/core/bytes.js', '/app/core/card.js', '/app/core/channel.js', '/app/core/codec.js',
   '/app/core/errors.js', '/app/core/frames.js', '/app/core/kdf.js', '/app/core/link.js', '/app/core/noise.js',
-  '/app/core/noise_cipher.js', '/app/core/path.js', '/app/core/sdp.js', '/app/core/secure_session.js',
-  '/app/core/shake.js', '/app/core/signals.js', '/app/core/transfer.js', '/app/core/urlsplit.js', '/app/core/wire.js',
+  '/app/core/noise_cipher.js', '/app/core/path.js', '/app/core/reader.js', '/app/core/sdp.js',
+  '/app/core/secure_session.js', '/app/core/shake.js', '/app/core/signals.js', '/app/core/sync_doc.js',
+  '/app/core/sync_wire.js', '/app/core/transfer.js', '/app/core/urlsplit.js', '/app/core/wire.js',
   '/app/net/dialogue.js', '/app/net/establish.js', '/app/net/files.js', '/app/net/meet.js', '/app/net/pages.js',
-  '/app/net/peer_session.js', '/app/net/rtc_link.js', '/app/net/signal_socket.js', '/app/net/timing.js',
+  '/app/net/peer_session.js', '/app/net/rtc_link.js', '/app/net/signal_socket.js', '/app/net/sync.js',
+  '/app/net/sync_readers.js', '/app/net/timing.js',
   '/app/store/db.js', '/app/store/held_key.js', '/app/store/pairings.js', '/app/store/received.js',
-  '/app/store/shared.js',
-  '/app/ui/cards.js', '/app/ui/dom.js', '/app/ui/screens.js', '/app/ui/shake.js', '/app/ui/transfers.js',
+  '/app/store/shared.js', '/app/store/sync.js',
+  '/app/ui/cards.js', '/app/ui/dom.js', '/app/ui/reader.js', '/app/ui/reader_blocks.js', '/app/ui/reader_panels.js',
+  '/app/ui/reader_scroll.js', '/app/ui/reader_sheets.js', '/app/ui/reader_text.js', '/app/ui/screens.js', '/app/ui/shake.js', '/app/ui/sync_entry.js', '/app/ui/transfers.js',
 ];
 
 self.addEventListener('install', (event) => {

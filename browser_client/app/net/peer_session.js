@@ -47,9 +47,13 @@ export class PeerSession {
    * @param {SessionEvents} options.events
    * @param {Uint8Array} options.pairSecret
    * @param {import('../store/received.js').Received} options.received
+   * @param {import('./sync.js').PhoneSync | null} [options.sync] page sync with this PC (sync.js)
+   * @param {({message: import('../core/channel.js').ChannelMessage} | {frame: Uint8Array})[]} [options.early]
+   *   what arrived between the binding and this session (app.js holdEarly), replayed in order
    */
-  constructor({ name, dialogue, link, events, pairSecret, received }) {
+  constructor({ name, dialogue, link, events, pairSecret, received, sync = null, early = [] }) {
     this.name = name;
+    this.sync = sync;
     this.dialogue = dialogue;
     this.link = link;
     this.events = events;
@@ -73,6 +77,11 @@ export class PeerSession {
     dialogue.fatal.catch((error) => this.#end(error.code === 'unknown_device' ? 'removed' : 'lost', error.message));
     this.#keepalive = setInterval(() => this.#tick(), PING_INTERVAL_MS);
     this.ended.then(() => this.close());
+    sync?.attach(this);
+    for (const item of early) {
+      if ('message' in item) this.#onMessage(item.message);
+      else this.#onFrame(item.frame);
+    }
   }
 
   /** A binary frame: a thumbnail of a pending card, else file data. @param {Uint8Array} data */
@@ -86,11 +95,17 @@ export class PeerSession {
       return;
     }
     if (this.pages.owns(frame.transferId)) this.pages.onFrame(frame);
+    else if (this.sync?.owns(frame.transferId)) this.sync.onFrame(frame);
     else this.files.onFrame(frame);
   }
 
   /** @param {import('../core/channel.js').ChannelMessage} message */
   #onMessage(message) {
+    // Page sync, and the reader views of synced tabs (cards with `doc`): sync.js.
+    if (message.t.startsWith('sync.') || (message.t === 'page.push' && message.doc)) {
+      this.sync?.onMessage(message);
+      return;
+    }
     if (message.t.startsWith('page.')) {
       this.pages.onMessage(message);
       return;
@@ -122,6 +137,7 @@ export class PeerSession {
         break;
       case 'error':
         console.info(`[session] the PC said: ${message.code}: ${message.message}`);
+        this.sync?.onMessage(message);
         break;
       default:
         break;
@@ -190,6 +206,7 @@ export class PeerSession {
 
   close() {
     clearInterval(this.#keepalive);
+    this.sync?.detach(this);
     this.pages.close();
     this.files.close();
     this.#end('closed', 'Closed.');
