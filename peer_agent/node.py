@@ -328,6 +328,7 @@ class Node:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
         self._lan_changed()
+        self.syncer.forget(peer_key)
         if told:
             self.book.remove(peer_key)
             return

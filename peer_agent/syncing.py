@@ -89,6 +89,7 @@ class _Shared:
     reports: dict[str, tuple[str, PageReport]] = field(default_factory=dict)  # card id -> (tab, report)
     readers: dict[str, Reader] = field(default_factory=dict)  # card id -> reader view received
     asked: set[str] = field(default_factory=set)  # reader cards asked for on this connection
+    rebuilding: set[str] = field(default_factory=set)  # reader cards asked for that we no longer hold
     dirty: bool = False
 
 
@@ -248,6 +249,8 @@ class Syncer:
                 self._refuse(session, ErrorCode.UNKNOWN_DOC, "A reader view was asked for a document that is not open here.")
             elif message.card in shared.reports:
                 self._spawn(self._send_reader(shared, message.card))
+            else:
+                self._rebuild_reader(shared, message.card)
         elif isinstance(message, SyncStop):
             if shared is not None and message.doc == shared.doc_id:
                 self._drop(shared, why=f"{session.name} ended page sync.")
@@ -369,6 +372,32 @@ class Syncer:
             await self.beamer.send_card(session, card)
         except PeerbeamError as exc:
             logger.info("reader view for tab %s not sent: %s", tab, exc.message)
+
+    def _rebuild_reader(self, shared: _Shared, card_id: str) -> None:
+        """A reader view this agent no longer holds (it restarted): make the tab's view anew,
+        from the extension if it can read the tab, else by fetching its address."""
+        state = shared.doc.state()
+        tab = next((key for key, entry in state["reader"].items() if entry.get("card") == card_id), None)
+        if tab is None or card_id in shared.rebuilding:
+            return
+        shared.rebuilding.add(card_id)
+        self._spawn(self._recapture(shared, tab, str(state["reader"][tab]["url"])))
+
+    async def _recapture(self, shared: _Shared, tab: str, url: str) -> None:
+        if self.beamer.extensions:
+            with contextlib.suppress(PeerbeamError):
+                reply = await self.beamer.extensions[-1].request({"type": "sync.capture", "tab": tab})
+                report = report_from_extension(reply.get("page"))
+                if report.reader is not None and self._shared.get(shared.peer_key) is shared:
+                    self._set_page(shared, tab, report)
+                    return
+        await self._fetch_page(shared, tab, url)
+
+    def forget(self, peer_key: bytes) -> None:
+        """The pairing is gone: so is the document shared with that device."""
+        shared = self.load(peer_key)
+        if shared is not None:
+            self._drop(shared, why="The pairing was removed.")
 
     def _set_page(self, shared: _Shared, tab: str, report: PageReport) -> str:
         """Name a new reader view of ``tab`` in the document and send it if the phone is here."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_pairing import pair, run_cli
+from tests.integration.test_pairing import PORT, pair, run_cli, start_agent
 from tests.lab import Host
 from tests.peer_process import PeerProcess
 
@@ -158,7 +158,7 @@ async def test_edits_made_while_apart_merge_when_the_devices_meet_again(lan_pair
     assert state["scroll"][tab]["block"] == 12
 
 
-async def test_the_document_survives_a_restart_of_the_phone(lan_pair, tmp_path):
+async def test_the_document_and_the_reader_view_survive_restarts_of_both_sides(lan_pair, tmp_path):
     pc, phone = lan_pair
     agent, joiner, site, started = await synced_pair(lan_pair, tmp_path)
     await joiner.expect("sync_reader")
@@ -166,10 +166,27 @@ async def test_the_document_survives_a_restart_of_the_phone(lan_pair, tmp_path):
              created=1.0)
     await until_equal(pc, phone, tmp_path, lambda s: "5" * 16 in s["bookmarks"])
     await joiner.stop()
-    await agent.expect("disconnected", name="Test Phone")
+    await agent.stop()
+    # Both come back from their disks. The agent kept the document but not the reader view's
+    # card, which the phone asks for again: the agent makes the view anew, under a new card.
+    agent2, _ = await start_agent(pc, tmp_path / "pc", f"http://{pc.address}:{PORT}")
     peer = await phone.peerbeam(["--json", "connect", "Desk PC", "--timeout", "20"], home=tmp_path / "phone")
     await peer.expect("connected", name="Desk PC")
-    # The phone rejoins with the document it kept on disk; it asks again for the reader view.
-    await peer.expect("sync_reader", timeout=30)
-    state = await until_equal(pc, phone, tmp_path)
+    reader = await peer.expect("sync_reader", timeout=30)
+    assert reader["card"] != started["card"] and reader["blocks"] == PARAGRAPHS + 1
+    state = await until_equal(pc, phone, tmp_path, lambda s: s["reader"][started["tab"]]["card"] == reader["card"])
     assert state["bookmarks"]["5" * 16]["title"] == "kept"
+
+
+async def test_unpairing_drops_the_shared_document_on_both_sides(lan_pair, tmp_path):
+    pc, phone = lan_pair
+    agent, joiner, site, started = await synced_pair(lan_pair, tmp_path)
+    await joiner.expect("sync_started", by="peer")
+    await sync_cli(pc, tmp_path / "pc", "show")
+    code, _ = await run_cli(pc, tmp_path / "pc", "unpair", "Test Phone")
+    assert code == 0
+    await joiner.expect("unpaired")
+    for host, home in ((pc, tmp_path / "pc"), (phone, tmp_path / "phone")):
+        code, events = await run_cli(host, home, "sync", "show")
+        assert code == 1 and events[-1]["code"] == "not_syncing"
+        assert not list((home / "sync").glob("*.bin"))
