@@ -92,6 +92,7 @@ class SyncLink:
         self._parts: list[bytes] = []
         self._size = 0
         self._discarding = False  # the rest of an oversized message is skipped up to its last chunk
+        self._resync_after_discard = False
         self._queue: list[bytes] = []
         self._last_batch = -math.inf
         self._behind_since: float | None = None
@@ -106,6 +107,7 @@ class SyncLink:
     def start(self, now: float) -> list[SyncUpdate]:
         """Step 1 (our state vector): on ``sync.open`` and on every reconnect."""
         self._parts, self._size, self._discarding = [], 0, False
+        self._resync_after_discard = False
         self._queue.clear()
         self._behind_since = None
         return self._chunks(create_sync_message(self.doc.doc))
@@ -171,10 +173,18 @@ class SyncLink:
             raise SyncError(ErrorCode.UNKNOWN_DOC, "That sync message is for a document that is not open.")
         if self._discarding:
             self._discarding = msg.more
+            if not msg.more and self._resync_after_discard:
+                # The end of an oversized message; or, if its sender never ended it, the end of
+                # the sender's next message, skipped as its tail: a re-sync brings that back.
+                self._resync_after_discard = False
+                self._behind_since = now
             return []
         self._parts.append(msg.data)
         self._size += len(msg.data)
         if self._size > MAX_SYNC_MESSAGE:
+            # Not after a step 2: a peer whose whole document is over 1 MiB would be asked again
+            # and again, every second.
+            self._resync_after_discard = msg.more and self._parts[0][1:2] != bytes([YSyncMessageType.SYNC_STEP2])
             self._parts, self._size, self._discarding = [], 0, msg.more
             raise SyncError(ErrorCode.UPDATE_TOO_LARGE, "The other device sent a sync message over 1 MiB; it was dropped.")
         if msg.more:

@@ -2,7 +2,8 @@
 // process the Python test starts (`node test/sync_driver.mjs`) and talks to.
 //
 // One JSON command per line on stdin, one JSON reply per line on stdout, in order. Every
-// command names its document ("doc"); a name not seen before makes a fresh SyncDoc (gc on).
+// command names its document ("doc"); a name not seen before makes a fresh SyncDoc (gc on, or
+// off when that first command carries the optional "gc": false; bench/sync.py measures both).
 // Bytes are standard base64.
 //
 //   {"doc", "op": "<snake_case op of docs/SYNC.md>", "args": [...]}  -> {"ok": true} | {"ok": false, "error"}
@@ -36,11 +37,11 @@ const unb64 = (/** @type {unknown} */ text) => {
   return new Uint8Array(Buffer.from(text, 'base64'));
 };
 
-/** @param {string} name */
-function docNamed(name) {
+/** @param {string} name @param {boolean} gc only for a document not seen before */
+function docNamed(name, gc = true) {
   let entry = docs.get(name);
   if (entry === undefined) {
-    const sync = new SyncDoc({ gc: true });
+    const sync = new SyncDoc({ gc });
     entry = { sync, updates: [] };
     const updates = entry.updates;
     sync.onLocalUpdate((update) => updates.push(update));
@@ -57,7 +58,7 @@ function run(command) {
     return { ok: true };
   }
   if (typeof command?.doc !== 'string') return { ok: false, error: 'no "doc" named' };
-  const entry = docNamed(command.doc);
+  const entry = docNamed(command.doc, command.gc !== false);
   if (command.op !== undefined) {
     const method = Object.hasOwn(OPS, command.op) ? OPS[command.op] : null;
     if (method === null) return { ok: false, error: `unknown op ${command.op}` };
