@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Coroutine
@@ -50,6 +51,7 @@ from .reader import Reader, ReaderError, decode_reader
 from .report import Reporter
 from .session import PeerSession
 from .sync_doc import SyncDoc, SyncError
+from .sync_shapes import URL, tab_key
 from .sync_wire import SyncLink
 
 logger = logging.getLogger(__name__)
@@ -595,12 +597,13 @@ class Syncer:
     def _extension_page(self, shared: _Shared, message: dict[str, Any]) -> None:
         """The synced tab navigated (or its reader view changed): a new reader view."""
         tab = message.get("tab_key")
-        if not isinstance(tab, str) or tab not in shared.doc.state()["tabs"]:
+        known = shared.doc.state()["tabs"].get(tab) if isinstance(tab, str) else None
+        if known is None or not isinstance(tab, str):
             raise PeerbeamError("A page for a tab that is not shared.", code=ErrorCode.BAD_MESSAGE)
         report = report_from_extension(message.get("page"))
-        known = shared.doc.state()["tabs"][tab]
-        if known.get("url") != report.url or known.get("title") != report.title:
-            shared.doc.navigate(tab, report.url, report.title or report.url, "pc")
+        title = report.title or report.url  # as start_here names an untitled tab
+        if known.get("url") != report.url or known.get("title") != title:
+            shared.doc.navigate(tab, report.url, title, "pc")
         if report.reader is None:
             self._spawn(self._fetch_page(shared, tab, report.url))
         else:
@@ -638,7 +641,8 @@ class Syncer:
 
 
 def _tabs_from(raw: object) -> list[tuple[str, str, str, float]]:
-    """The extension's tab list, checked: http(s) tabs with a sane key; others left out."""
+    """The extension's tab list, checked with the document's own shapes (sync_shapes.py): a
+    tab the document would refuse is left out rather than failing the whole start."""
     tabs: list[tuple[str, str, str, float]] = []
     if not isinstance(raw, list):
         return tabs
@@ -646,9 +650,8 @@ def _tabs_from(raw: object) -> list[tuple[str, str, str, float]]:
         if not isinstance(item, dict):
             continue
         key, url, title, order = item.get("key"), item.get("url"), item.get("title"), item.get("order", 0)
-        if (isinstance(key, str) and 0 < len(key) <= 32 and key.replace("_", "").replace("-", "").isalnum()
-                and isinstance(url, str) and url[:8].lower().startswith(("http://", "https://"))
-                and len(url) <= 8192 and isinstance(order, (int, float))):
+        if (isinstance(key, str) and tab_key(key) and isinstance(url, str) and URL(url)
+                and isinstance(order, (int, float)) and not isinstance(order, bool) and math.isfinite(order)):
             tabs.append((key, url, (title if isinstance(title, str) else "")[:1024] or url[:1024], float(order)))
     return tabs
 
